@@ -1,0 +1,36 @@
+# The README's commands. Everything runs from a virtual environment in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint format lint-email clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## make run: web app + worker + local mail catcher on SQLite (Ctrl-C stops all three)
+run: $(STAMP)
+	FLASK_DEBUG=1 $(BIN)/python -m mailer.devserver
+
+## make test: the whole test suite on SQLite and PostgreSQL
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make bench: benchmarks (not part of the tests); results in bench/results/
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) instance/*.sqlite3* instance/mailbox

@@ -1,0 +1,140 @@
+"""Configuration: every setting comes from the environment, with a documented default.
+
+The README's "Configuration" table lists each variable; keep the two in step.
+``create_app`` picks :class:`Config` unless it is given a class or a mapping (tests pass a
+mapping of overrides on top of :class:`TestConfig`).
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("MAILER_INSTANCE_DIR", BASE_DIR / "instance"))
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+
+
+def env_str(name: str, default: str) -> str:
+    """Return the environment variable ``name``, or ``default`` when unset or empty."""
+    value = os.environ.get(name, "")
+    return value if value != "" else default
+
+
+def env_int(name: str, default: int) -> int:
+    """Return ``name`` as an int; raise ValueError naming the variable if it is not one."""
+    raw = env_str(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    """Return ``name`` as a float; raise ValueError naming the variable if it is not one."""
+    raw = env_str(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Return ``name`` as a bool: 1/true/yes/on are true, 0/false/no/off are false."""
+    raw = env_str(name, "1" if default else "0").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be one of 1/0/true/false/yes/no/on/off, got {raw!r}")
+
+
+class Config:
+    """Production defaults, read from the environment when the class is instantiated."""
+
+    def __init__(self) -> None:
+        debug = env_bool("FLASK_DEBUG", False)
+        self.DEBUG = debug
+        self.TESTING = False
+        self.SECRET_KEY = env_str("SECRET_KEY", DEFAULT_SECRET_KEY)
+        self.SQLALCHEMY_DATABASE_URI = env_str(
+            "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'mailer.sqlite3'}"
+        )
+        self.MAILER_INSTANCE_DIR = str(INSTANCE_DIR)
+        self.MAILER_BASE_URL = env_str("MAILER_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+        self.MAILER_NAME = env_str("MAILER_NAME", "News and openings in Japan")
+        self.MAILER_FROM = env_str("MAILER_FROM", "Japan Weekly <newsletter@example.com>")
+        self.MAILER_LIST_ID = env_str("MAILER_LIST_ID", "")
+        self.MAILER_POSTAL_ADDRESS = env_str(
+            "MAILER_POSTAL_ADDRESS", "1-1 Example-cho, Chiyoda-ku, Tokyo 100-0001, Japan"
+        )
+        self.MAILER_UNSUBSCRIBE_MAILTO = env_str("MAILER_UNSUBSCRIBE_MAILTO", "")
+        self.MAILER_LOGO_URL = env_str("MAILER_LOGO_URL", "")
+        # SMTP relay
+        self.MAILER_SMTP_HOST = env_str("MAILER_SMTP_HOST", "127.0.0.1")
+        self.MAILER_SMTP_PORT = env_int("MAILER_SMTP_PORT", 8025)
+        self.MAILER_SMTP_SECURITY = env_str("MAILER_SMTP_SECURITY", "none")
+        self.MAILER_SMTP_USERNAME = env_str("MAILER_SMTP_USERNAME", "")
+        self.MAILER_SMTP_PASSWORD = env_str("MAILER_SMTP_PASSWORD", "")
+        self.MAILER_SMTP_TIMEOUT = env_float("MAILER_SMTP_TIMEOUT", 30.0)
+        self.MAILER_SMTP_CONNECTIONS = env_int("MAILER_SMTP_CONNECTIONS", 4)
+        self.MAILER_SMTP_MESSAGES_PER_CONNECTION = env_int(
+            "MAILER_SMTP_MESSAGES_PER_CONNECTION", 1000
+        )
+        self.MAILER_SENDER_PROCESSES = env_int("MAILER_SENDER_PROCESSES", os.cpu_count() or 1)
+        self.MAILER_SEND_RATE = env_float("MAILER_SEND_RATE", 0.0)
+        self.MAILER_SEND_HOURLY_CAP = env_int("MAILER_SEND_HOURLY_CAP", 0)
+        self.MAILER_BATCH_SIZE = env_int("MAILER_BATCH_SIZE", 500)
+        self.MAILER_RETRY_FOR = env_int("MAILER_RETRY_FOR", 3 * 24 * 3600)
+        self.MAILER_BOUNCE_LIMIT = env_int("MAILER_BOUNCE_LIMIT", 1)
+        self.MAILER_SOFT_BOUNCE_LIMIT = env_int("MAILER_SOFT_BOUNCE_LIMIT", 5)
+        self.MAILER_PAUSE_AFTER_ERRORS = env_int("MAILER_PAUSE_AFTER_ERRORS", 50)
+        # DKIM
+        self.MAILER_DKIM_DOMAIN = env_str("MAILER_DKIM_DOMAIN", "")
+        self.MAILER_DKIM_SELECTOR = env_str("MAILER_DKIM_SELECTOR", "")
+        self.MAILER_DKIM_PRIVATE_KEY = env_str("MAILER_DKIM_PRIVATE_KEY", "")
+        # Digest and schedule
+        self.MAILER_TIMEZONE = env_str("MAILER_TIMEZONE", "Asia/Tokyo")
+        self.MAILER_DIGEST_DAY = env_str("MAILER_DIGEST_DAY", "monday")
+        self.MAILER_DIGEST_TIME = env_str("MAILER_DIGEST_TIME", "08:00")
+        self.MAILER_DIGEST_ITEMS_PER_SECTION = env_int("MAILER_DIGEST_ITEMS_PER_SECTION", 10)
+        self.MAILER_MISFIRE_GRACE = env_int("MAILER_MISFIRE_GRACE", 6 * 3600)
+        self.MAILER_FEED_REFRESH_MINUTES = env_int("MAILER_FEED_REFRESH_MINUTES", 60)
+        self.MAILER_SENDER_INTERVAL = env_int("MAILER_SENDER_INTERVAL", 5)
+        self.MAILER_FEED_TIMEOUT = env_float("MAILER_FEED_TIMEOUT", 20.0)
+        self.MAILER_FEED_MAX_BYTES = env_int("MAILER_FEED_MAX_BYTES", 10 * 1024 * 1024)
+        self.MAILER_DEMO_FEED = env_bool("MAILER_DEMO_FEED", False)
+        # Subscriptions and abuse protection
+        self.MAILER_CHECK_DELIVERABILITY = env_bool("MAILER_CHECK_DELIVERABILITY", not debug)
+        self.MAILER_DNS_TIMEOUT = env_float("MAILER_DNS_TIMEOUT", 3.0)
+        self.MAILER_ALLOW_SMTPUTF8 = env_bool("MAILER_ALLOW_SMTPUTF8", False)
+        self.MAILER_CONFIRM_MAX_AGE = env_int("MAILER_CONFIRM_MAX_AGE", 7 * 24 * 3600)
+        self.MAILER_SIGNUP_RATE_LIMIT = env_str("MAILER_SIGNUP_RATE_LIMIT", "10/minute;100/day")
+        self.MAILER_TOKEN_RATE_LIMIT = env_str("MAILER_TOKEN_RATE_LIMIT", "30/minute")
+        self.MAILER_LOGIN_RATE_LIMIT = env_str("MAILER_LOGIN_RATE_LIMIT", "5/minute;50/day")
+        self.MAILER_CONFIRMATIONS_PER_HOUR = env_int("MAILER_CONFIRMATIONS_PER_HOUR", 500)
+        self.MAILER_PENDING_PURGE_DAYS = env_int("MAILER_PENDING_PURGE_DAYS", 30)
+        self.MAILER_PROXY_HOPS = env_int("MAILER_PROXY_HOPS", 0)
+        self.RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.MAILER_BASE_URL.startswith("https://")
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.REMEMBER_COOKIE_HTTPONLY = True
+
+
+class TestConfig(Config):
+    """Settings for the test suite: no DNS, no real relay, an in-memory rate-limit store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.TESTING = True
+        self.DEBUG = False
+        self.SECRET_KEY = "test-secret-key"
+        self.SQLALCHEMY_DATABASE_URI = "sqlite://"
+        self.MAILER_CHECK_DELIVERABILITY = False
+        self.MAILER_BASE_URL = "https://news.example.com"
+        self.MAILER_FROM = "Japan Weekly <newsletter@example.com>"
+        self.MAILER_SENDER_PROCESSES = 1
+        self.RATELIMIT_STORAGE_URI = "memory://"
+        self.WTF_CSRF_ENABLED = True

@@ -1,0 +1,1 @@
+"""admin room (see ../shared/DESIGN.md)."""

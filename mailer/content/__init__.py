@@ -1,0 +1,1 @@
+"""content room (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""delivery room (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""digest room (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""subscriptions room (see ../shared/DESIGN.md)."""
