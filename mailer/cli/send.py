@@ -7,3 +7,10 @@ import click
 def send_pending_command():
     """Not implemented yet."""
     raise click.ClickException("not implemented yet")
+
+
+@click.command("send")
+@click.argument("number", required=False, type=int)
+def digest_send_command(number):
+    """Not implemented yet."""
+    raise click.ClickException("not implemented yet")
