@@ -32,5 +32,17 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## make lint-email: render a sample digest and check its HTML offline with doiuse-email
+## (caniemail data) for Gmail, Apple Mail and Outlook.com; fails on any error
+EMAIL_LINT := tools/email-lint
+EMAIL_LINT_HTML ?= instance/email-lint/digest.html
+$(EMAIL_LINT)/node_modules/.installed: $(EMAIL_LINT)/package.json $(EMAIL_LINT)/package-lock.json
+	cd $(EMAIL_LINT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-email: $(STAMP) $(EMAIL_LINT)/node_modules/.installed
+	$(BIN)/python $(EMAIL_LINT)/render_sample.py $(EMAIL_LINT_HTML)
+	node $(EMAIL_LINT)/check.mjs $(EMAIL_LINT_HTML)
+
 clean:
 	rm -rf $(VENV) instance/*.sqlite3* instance/mailbox

@@ -68,6 +68,9 @@ class Config:
         )
         self.MAILER_UNSUBSCRIBE_MAILTO = env_str("MAILER_UNSUBSCRIBE_MAILTO", "")
         self.MAILER_LOGO_URL = env_str("MAILER_LOGO_URL", "")
+        # Size (CSS px) the logo is shown at in the digest: explicit, so layouts don't jump.
+        self.MAILER_LOGO_WIDTH = env_int("MAILER_LOGO_WIDTH", 160)
+        self.MAILER_LOGO_HEIGHT = env_int("MAILER_LOGO_HEIGHT", 40)
         # SMTP relay
         self.MAILER_SMTP_HOST = env_str("MAILER_SMTP_HOST", "127.0.0.1")
         self.MAILER_SMTP_PORT = env_int("MAILER_SMTP_PORT", 8025)
@@ -102,6 +105,10 @@ class Config:
         self.MAILER_FEED_TIMEOUT = env_float("MAILER_FEED_TIMEOUT", 20.0)
         self.MAILER_FEED_MAX_BYTES = env_int("MAILER_FEED_MAX_BYTES", 10 * 1024 * 1024)
         self.MAILER_DEMO_FEED = env_bool("MAILER_DEMO_FEED", False)
+        # Development server (`make run` = python -m mailer.devserver) only.
+        self.MAILER_DEV_PORT = env_int("MAILER_DEV_PORT", 5000)
+        self.MAILER_DEV_SMTP_PORT = env_int("MAILER_DEV_SMTP_PORT", 8025)
+        self.MAILER_DEV_RELOAD = env_bool("MAILER_DEV_RELOAD", True)
         # Subscriptions and abuse protection
         self.MAILER_CHECK_DELIVERABILITY = env_bool("MAILER_CHECK_DELIVERABILITY", not debug)
         self.MAILER_DNS_TIMEOUT = env_float("MAILER_DNS_TIMEOUT", 3.0)
@@ -110,6 +117,8 @@ class Config:
         self.MAILER_SIGNUP_RATE_LIMIT = env_str("MAILER_SIGNUP_RATE_LIMIT", "10/minute;100/day")
         self.MAILER_TOKEN_RATE_LIMIT = env_str("MAILER_TOKEN_RATE_LIMIT", "30/minute")
         self.MAILER_LOGIN_RATE_LIMIT = env_str("MAILER_LOGIN_RATE_LIMIT", "5/minute;50/day")
+        # Admin test copies of an issue, per admin (each request may name up to 10 addresses).
+        self.MAILER_TEST_SEND_RATE_LIMIT = env_str("MAILER_TEST_SEND_RATE_LIMIT", "20/hour")
         self.MAILER_CONFIRMATIONS_PER_HOUR = env_int("MAILER_CONFIRMATIONS_PER_HOUR", 500)
         self.MAILER_PENDING_PURGE_DAYS = env_int("MAILER_PENDING_PURGE_DAYS", 30)
         self.MAILER_PROXY_HOPS = env_int("MAILER_PROXY_HOPS", 0)

@@ -138,3 +138,31 @@ def client(app):
 def runner(app):
     """A CLI runner for ``flask`` commands."""
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_item(session):
+    """Insert an Item row directly (no feed): ``make_item(section="news", title=..., ...)``.
+
+    Each call gets a unique dedupe key and link and, unless given, a ``published_at`` one
+    minute later than the previous one (2026-12-01 UTC onwards). Flushed, not committed.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from mailer.models import Item
+
+    made = []
+
+    def make(section: str = "news", **fields) -> Item:
+        n = len(made) + 1
+        fields.setdefault("title", f"{section.title()} item {n}")
+        fields.setdefault("link", f"https://example.com/{section}/{n}")
+        fields.setdefault("summary_html", f"<p>Summary of {section} item {n}.</p>")
+        fields.setdefault("published_at", datetime(2026, 12, 1, tzinfo=UTC) + timedelta(minutes=n))
+        item = Item(section=section, dedupe_key=f"test-{n}", **fields)
+        session.add(item)
+        session.flush()
+        made.append(item)
+        return item
+
+    return make

@@ -1,5 +1,21 @@
-"""Views of the admin room (placeholder written by the lead; the owner replaces it)."""
+"""The admin blueprint with every page: ``mailer/__init__.py`` registers :data:`bp` at /admin.
 
-from flask import Blueprint
+Each page module adds its routes to the one blueprint defined in ``blueprint.py``; importing
+them here is what attaches those routes.
+"""
 
-bp = Blueprint("admin", __name__)
+from . import (  # noqa: F401 - imported for the routes they add to bp
+    auth,
+    dashboard,
+    feeds,
+    filters,
+    issues,
+    items,
+    next_issue,
+    settings,
+    subscribers,
+    subscribers_io,
+)
+from .blueprint import bp
+
+__all__ = ["bp"]

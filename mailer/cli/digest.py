@@ -1,7 +1,13 @@
 """``flask digest ...``: build an issue (digest room) and send it (delivery room)."""
 
 import click
+from flask import current_app
+from flask.cli import with_appcontext
 
+from ..digest import build, preflight, spamcheck
+from ..digest.errors import DigestError
+from ..extensions import db
+from ..models import Section
 from .send import digest_send_command
 
 
@@ -11,9 +17,42 @@ def digest_cli():
 
 
 @digest_cli.command("build")
-def build_command():
-    """Not implemented yet (placeholder written by the lead; the digest owner replaces it)."""
-    raise click.ClickException("not implemented yet")
+@click.option("--period", help="ISO week to build, e.g. 2026-W50 (default: the current week).")
+@click.option("--force", is_flag=True, help="Build the issue even when there are no new items.")
+@with_appcontext
+def build_command(period: str | None, force: bool):
+    """Build (or show) the issue of a period, then run the preflight checks on it."""
+    config = current_app.config
+    period = period or build.current_period(config)
+    try:
+        existed = build.find_issue(db.session, period) is not None
+        issue = build.build_issue(db.session, period=period, force=force)
+    except (DigestError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if issue is None:
+        click.echo(f"Nothing new for {period}: no issue built (use --force to build one anyway).")
+        return
+    counts = {section: 0 for section in Section.ALL}
+    for item in issue.items:
+        counts[item.section] = counts.get(item.section, 0) + 1
+    verb = "already existed" if existed else "built"
+    click.echo(f"Issue #{issue.number} for {issue.period} {verb} (status {issue.status}).")
+    click.echo("Items: " + ", ".join(f"{count} {name}" for name, count in counts.items()))
+    click.echo(f"Subject: {issue.subject}")
+    _echo_findings(issue, config)
+
+
+def _echo_findings(issue, config) -> None:
+    findings = preflight.check_issue(issue, config)
+    if spamcheck.spamassassin_path() is not None:
+        try:
+            click.echo(f"SpamAssassin score: {spamcheck.spam_score(issue, config).describe()}")
+        except spamcheck.SpamCheckError as exc:
+            click.echo(f"SpamAssassin score: not available ({exc})")
+    if not findings:
+        click.echo("Preflight: no findings.")
+    for finding in findings:
+        click.echo(f"Preflight {finding.level}: [{finding.code}] {finding.message}")
 
 
 digest_cli.add_command(digest_send_command)

@@ -1,16 +1,135 @@
-"""Commands: TODO (placeholder written by the lead; the owner replaces it)."""
+"""``flask digest send [NUMBER]`` and ``flask send-pending``: thin entry points over
+:mod:`mailer.delivery.engine`."""
 
 import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from ..delivery import engine, queue
+from ..delivery.errors import InvalidTransition, NothingToSend
+from ..extensions import db
+from ..models import IssueStatus
 
 
 @click.command("send-pending")
+@with_appcontext
 def send_pending_command():
-    """Not implemented yet."""
-    raise click.ClickException("not implemented yet")
+    """Send every due transactional mail and digest delivery once, then exit.
+
+    Exits with status 1 when a sender failed (the summary says why).
+    """
+    summary = engine.send_pending(current_app._get_current_object())
+    if summary.busy:
+        raise click.ClickException("another send is running in this process")
+    click.echo(
+        f"Transactional: {summary.transactional_sent} sent, "
+        f"{summary.transactional_deferred} deferred, {summary.transactional_failed} failed."
+    )
+    for number, status in summary.issues.items():
+        click.echo(f"Issue #{number}: {status}.")
+    _echo_counts(summary)
+    if summary.errors:
+        _fail(summary.errors)
 
 
 @click.command("send")
 @click.argument("number", required=False, type=int)
-def digest_send_command(number):
-    """Not implemented yet."""
-    raise click.ClickException("not implemented yet")
+@with_appcontext
+def digest_send_command(number: int | None):
+    """Send issue NUMBER (default: the newest draft, sending or paused issue) and wait.
+
+    A draft is queued for every confirmed subscriber and started, a paused issue resumed.
+    Shows a progress bar; exits with status 1 when the issue ends paused or with failures.
+    """
+    try:
+        issue, queued = engine.start_issue(db.session, number)
+    except NothingToSend as exc:
+        click.echo(f"Nothing to send: {exc}.")
+        return
+    except InvalidTransition as exc:
+        raise click.ClickException(f"cannot send: {exc}") from exc
+    if issue.status == IssueStatus.SENT:
+        click.echo(f"Issue #{issue.number} was already sent; nothing to do.")
+        return
+    number = issue.number
+    if queued:
+        click.echo(f"Issue #{number}: queued {queued} deliveries.")
+    db.session.remove()
+    summary = _send_with_bar(number)
+    _report(number, summary)
+
+
+def _send_with_bar(number: int) -> engine.SendSummary:
+    app = current_app._get_current_object()
+    counts = queue.status_counts(db.session, _issue_id(number))
+    db.session.remove()
+    done = counts["sent"] + counts["failed"] + counts["skipped"]
+    bar = click.progressbar(
+        length=max(1, sum(counts.values())), label=f"Issue #{number}", show_pos=True,
+        show_eta=True, item_show_func=_describe,
+    )  # fmt: skip
+    with bar:
+        bar.update(done)
+        return engine.send_pending(
+            app, issue_number=number, progress=lambda p: bar.update(p.done - bar.pos, p)
+        )
+
+
+def _describe(p: engine.SendProgress | None) -> str:
+    if p is None:
+        return ""
+    rate = p.sent_this_run / p.elapsed if p.elapsed > 0 else 0.0
+    return f"sent {p.sent}/{p.total}, {rate:,.0f} msg/s"
+
+
+def _report(number: int, summary: engine.SendSummary) -> None:
+    if summary.busy:
+        raise click.ClickException("another send is running in this process; try again")
+    counts = queue.status_counts(db.session, _issue_id(number))
+    status = summary.issues.get(number, "not sending")
+    click.echo(
+        f"Issue #{number}: {status}. This run: {summary.sent} sent, {summary.deferred} "
+        f"deferred, {summary.failed} failed, {summary.skipped} skipped in "
+        f"{summary.elapsed:.1f} s. All deliveries: "
+        + ", ".join(f"{count} {name}" for name, count in counts.items())
+        + "."
+    )
+    problems = list(summary.errors)
+    retry = queue.next_retry_at(db.session, _issue_id(number))
+    if counts["deferred"] and retry is not None:
+        click.echo(
+            f"{counts['deferred']} deferred deliveries will be retried from "
+            f"{retry:%Y-%m-%d %H:%M} UTC by the worker or `flask send-pending`."
+        )
+    if status == IssueStatus.PAUSED:
+        problems.append(f"issue #{number} is paused: {_reason(number)}")
+    if counts["failed"]:
+        problems.append(
+            f"{counts['failed']} deliveries failed (replies on the admin page of issue "
+            f"#{number}; `retry failed` there queues them again)"
+        )
+    if problems:
+        _fail(problems)
+
+
+def _issue_id(number: int) -> int:
+    issue = engine.issue_by_number(db.session, number)
+    return issue.id
+
+
+def _reason(number: int) -> str:
+    issue = engine.issue_by_number(db.session, number)
+    return issue.status_reason or "no reason recorded"
+
+
+def _echo_counts(summary: engine.SendSummary) -> None:
+    click.echo(
+        f"Deliveries: {summary.sent} sent, {summary.deferred} deferred, {summary.failed} "
+        f"failed, {summary.skipped} skipped ({summary.elapsed:.1f} s)."
+    )
+
+
+def _fail(problems: list[str]) -> None:
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    raise SystemExit(1)

@@ -1,5 +1,194 @@
-"""Views of the subscriptions room (placeholder written by the lead; the owner replaces it)."""
+"""Public pages of the subscriber lifecycle: signup, confirm, unsubscribe (thin entry points).
 
-from flask import Blueprint
+CSRF: ``POST /subscribe`` is exempt because the news site embeds our form in its own pages
+(a cross-site POST that cannot carry our session's CSRF token). ``POST /confirm/<token>`` and
+``POST /unsubscribe/<token>`` are exempt because the signed token in the URL is itself the
+capability: a forger would need the token, and a mailbox provider's RFC 8058 one-click POST
+arrives with no cookies and no CSRF token at all. Every other POST in the app keeps
+Flask-WTF's CSRF check.
+"""
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from ..extensions import csrf, db, limiter
+from . import service
+from .errors import InvalidAddress, InvalidToken, StaleToken, UnknownSubscriber
+from .service import Visitor
 
 bp = Blueprint("subscriptions", __name__)
+
+HONEYPOT_FIELD = "website"
+TEST_COPY_TOKEN = "test"
+# A real token is well under 200 characters; refuse giant paths before any work.
+MAX_TOKEN_LENGTH = 512
+THANKS_MESSAGE = (
+    "Thanks! If this address can receive our newsletter, a confirmation link is on its way. "
+    "Please check your inbox."
+)
+
+
+def _signup_limit() -> str:
+    return current_app.config["MAILER_SIGNUP_RATE_LIMIT"]
+
+
+def _token_limit() -> str:
+    return current_app.config["MAILER_TOKEN_RATE_LIMIT"]
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return request.is_json or best == "application/json"
+
+
+def _visitor(source: str | None) -> Visitor:
+    return Visitor(
+        ip=request.remote_addr,
+        user_agent=request.headers.get("User-Agent", ""),
+        source=source,
+    )
+
+
+@bp.after_request
+def _private_headers(response):
+    # Token URLs are secrets: keep them out of caches, search engines and Referer headers.
+    if request.endpoint and "token" in (request.view_args or {}):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@bp.before_request
+def _test_copy_links():
+    # Admin test copies carry /unsubscribe/test (delivery.mime.TEST_TOKEN): explain, change nothing.
+    if (request.view_args or {}).get("token") == TEST_COPY_TOKEN:
+        return render_template("subscriptions/link_problem.html", problem="test")
+    return None
+
+
+@bp.get("/")
+def index():
+    """The signup page: what the newsletter is, the form, a link to the archive."""
+    return render_template("subscriptions/index.html", email="", error=None)
+
+
+def _read_signup() -> tuple[object, bool] | None:
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            return None
+        return data.get("email"), bool(str(data.get(HONEYPOT_FIELD) or "").strip())
+    return request.form.get("email", ""), bool(request.form.get(HONEYPOT_FIELD, "").strip())
+
+
+@bp.post("/subscribe")
+@csrf.exempt
+@limiter.limit(_signup_limit)
+def subscribe():
+    """Take a signup (form field or JSON ``email``); same answer for every valid address."""
+    signup = _read_signup()
+    if signup is None:
+        return _invalid('Send a JSON object like {"email": "name@example.com"}.', "", 400)
+    raw, honeypot = signup
+    source = request.referrer or request.headers.get("Origin") or "web"
+    try:
+        service.request_subscription(
+            db.session, raw, config=current_app.config, visitor=_visitor(source),
+            honeypot=honeypot,
+        )  # fmt: skip
+    except InvalidAddress as exc:
+        return _invalid(exc.message, raw if isinstance(raw, str) else "", 422)
+    if _wants_json():
+        return jsonify(status="ok", message=THANKS_MESSAGE)
+    return render_template("subscriptions/thanks.html", message=THANKS_MESSAGE)
+
+
+def _invalid(message: str, typed: str, status: int):
+    if _wants_json():
+        return jsonify(status="error", error="invalid_email", message=message), status
+    typed = typed[:320] if isinstance(typed, str) else ""
+    return render_template("subscriptions/index.html", email=typed, error=message), status
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str):
+    """Show the masked address and a confirm button; changes nothing (GET and HEAD)."""
+    page = service.inspect_confirm_token(db.session, _checked(token), current_app.config)
+    return _confirm_response(page)
+
+
+@bp.post("/confirm/<token>")
+@csrf.exempt
+@limiter.limit(_token_limit)
+def confirm_submit(token: str):
+    """Confirm the subscription, or send a fresh link when this one has expired."""
+    visitor = _visitor("confirm page")
+    page = service.confirm_by_token(db.session, _checked(token), current_app.config, visitor)
+    return _confirm_response(page)
+
+
+def _confirm_response(page: service.TokenPage):
+    status = 410 if page.outcome == service.LEFT else 200
+    return render_template("subscriptions/confirm.html", page=page), status
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe_page(token: str):
+    """Show the masked address, an unsubscribe button and the erase option; changes nothing."""
+    page = service.inspect_unsubscribe_token(db.session, _checked(token), current_app.config)
+    return render_template("subscriptions/unsubscribe.html", page=page)
+
+
+@bp.post("/unsubscribe/<token>")
+@csrf.exempt
+@limiter.limit(_token_limit)
+def unsubscribe_submit(token: str):
+    """Unsubscribe at once (button, or RFC 8058 one-click POST): 200, never a redirect.
+
+    With ``action=erase`` (the page's second form) the subscriber's data is erased instead.
+    """
+    token = _checked(token)
+    if request.form.get("action") == "erase":
+        return _erase(token)
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    visitor = _visitor("one-click (RFC 8058)" if one_click else "unsubscribe page")
+    page = service.unsubscribe_by_token(db.session, token, current_app.config, visitor)
+    return render_template("subscriptions/unsubscribed.html", page=page)
+
+
+def _erase(token: str):
+    if request.form.get("confirm") != "yes":
+        page = service.inspect_unsubscribe_token(db.session, token, current_app.config)
+        error = "Tick the box to confirm that your data should be erased."
+        return render_template("subscriptions/unsubscribe.html", page=page, error=error), 400
+    page = service.erase_by_token(db.session, token, current_app.config)
+    return render_template("subscriptions/erased.html", page=page)
+
+
+def _checked(token: str) -> str:
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("the link is not valid")
+    return token
+
+
+@bp.errorhandler(InvalidToken)
+def _invalid_token(_exc):
+    return render_template("subscriptions/link_problem.html", problem="invalid"), 400
+
+
+@bp.errorhandler(UnknownSubscriber)
+def _unknown_subscriber(_exc):
+    return render_template("subscriptions/link_problem.html", problem="unknown"), 404
+
+
+@bp.errorhandler(StaleToken)
+def _stale_token(_exc):
+    return render_template("subscriptions/link_problem.html", problem="stale"), 410
+
+
+@bp.app_errorhandler(429)
+def _rate_limited(exc):
+    """A readable 429 page (or JSON) for every rate-limited route of the app."""
+    if _wants_json():
+        return jsonify(status="error", error="rate_limited", message=str(exc.description)), 429
+    return render_template("subscriptions/rate_limited.html", limit=exc.description), 429

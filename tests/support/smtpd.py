@@ -9,7 +9,8 @@ A test can make it answer a recipient with a chosen reply, once or every time:
     server.script("y@example.com", "hang:5")     # wait 5 s before answering DATA
 
 Replies are given at RCPT time for "4xx/5xx" codes (the usual place for per-recipient
-refusals), and at DATA time for "drop" and "hang:SECONDS".
+refusals), and at DATA time for "drop" and "hang:SECONDS". A "421 ..." reply hangs up after
+it is sent, as a relay closing the channel does (RFC 5321 §3.8).
 """
 
 import asyncio
@@ -78,6 +79,9 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self._take(address, at_data=False)
         if reply is not None:
+            if reply.startswith("421"):
+                # "Service closing transmission channel" (RFC 5321 §3.8): hang up after it.
+                asyncio.get_running_loop().call_soon(server.transport.close)
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -86,8 +90,9 @@ class _Handler:
         for rcpt in envelope.rcpt_tos:
             reply = self._take(rcpt, at_data=True)
             if reply == "drop":
-                session.transport.close()
-                return "421 4.4.2 closing"
+                # Hang up without a reply: the client cannot know whether the mail went out.
+                server.transport.abort()
+                return "421 4.4.2 closing"  # never reaches the client: the socket is gone
             if reply is not None and reply.startswith("hang:"):
                 await asyncio.sleep(float(reply.split(":", 1)[1]))
         with self.state.lock:

@@ -1,0 +1,35 @@
+"""Template filters of the admin pages: times in the newsletter's zone, rates, durations."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from .blueprint import bp
+
+
+@bp.app_template_filter("when")
+def when(value: datetime | None) -> str:
+    """Format an aware datetime in MAILER_TIMEZONE ("2026-03-09 08:00 JST"); "—" for None."""
+    if value is None:
+        return "—"
+    zone = ZoneInfo(current_app.config["MAILER_TIMEZONE"])
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@bp.app_template_filter("rate")
+def rate(value: float | None) -> str:
+    """Format a fraction as a percentage with one decimal ("1.5%"); "—" for None."""
+    return "—" if value is None else f"{value:.1%}"
+
+
+@bp.app_template_filter("duration")
+def duration(value: timedelta | None) -> str:
+    """Format a duration roughly ("about 2 h 5 min", "under a minute"); "—" for None."""
+    if value is None:
+        return "—"
+    minutes = int(value.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes} min" if hours else f"about {minutes} min"

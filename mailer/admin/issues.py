@@ -1,0 +1,115 @@
+"""Issues: list, detail with send progress and failures; send now, pause, resume, cancel, retry.
+
+Status changes go through the delivery room's ``states.change_issue_status`` (the one place
+that knows the allowed transitions); the worker does the sending.
+"""
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from .. import clock
+from ..delivery import queue, states
+from ..delivery.errors import InvalidTransition
+from ..digest import preflight
+from ..extensions import db
+from ..models import Issue
+from . import listing, queries
+from .blueprint import bp
+from .forms import TestSendForm
+from .next_issue import back_to, preview_response
+
+ACTIONS = {
+    "pause": "paused",
+    "resume": "resumed",
+    "cancel": "cancelled",
+    "retry_failed": "queued again for its failed deliveries",
+}
+
+
+def _get_issue(number: int) -> Issue | None:
+    return queries.issue_by_number(db.session, number)
+
+
+def _not_found(number: int):
+    return render_template("admin/not_found.html", what=f"issue #{number}"), 404
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+@bp.get("/issues")
+def issue_list():
+    """All issues, newest first, with their delivery counts."""
+    issues, older = listing.issue_page(db.session, after=_int_arg("after"))
+    stats = queries.issue_stats(db.session, issues)
+    return render_template("admin/issues.html", issues=issues, stats=stats, older=older)
+
+
+@bp.get("/issues/<int:number>")
+def issue_detail(number: int):
+    """One issue: progress (sent / total, rate, ETA), actions, failed deliveries."""
+    issue = _get_issue(number)
+    if issue is None:
+        return _not_found(number)
+    failures, older = listing.failed_deliveries(db.session, issue.id, after=_int_arg("after"))
+    return render_template(
+        "admin/issue.html",
+        issue=issue,
+        progress=queries.issue_progress(db.session, issue, clock.now()),
+        failures=failures,
+        older=older,
+        test_form=TestSendForm(),
+    )
+
+
+@bp.get("/issues/<int:number>/preview.html")
+def issue_preview(number: int):
+    """The stored HTML of issue ``number`` for the sandboxed preview iframe."""
+    issue = _get_issue(number)
+    if issue is None:
+        return _not_found(number)
+    return preview_response(issue.html)
+
+
+@bp.post("/issues/<int:number>/send")
+def send_now(number: int):
+    """Queue one delivery per confirmed subscriber and start the send; the worker sends.
+
+    Refused while the preflight check reports an error (fix it and rebuild first).
+    """
+    issue = _get_issue(number)
+    if issue is None:
+        return _not_found(number)
+    errors = [f for f in preflight.check_issue(issue, current_app.config) if f.level == "error"]
+    if errors:
+        flash("Not sent: the preflight check found errors. " + errors[0].message, "error")
+        return redirect(back_to(issue))
+    try:
+        queued = queue.enqueue_issue(db.session, issue)
+        states.change_issue_status(db.session, issue, "start")
+        db.session.commit()
+    except InvalidTransition as exc:
+        db.session.rollback()
+        flash(f"Issue #{number} cannot be sent now: {exc}", "error")
+        return redirect(back_to(issue))
+    flash(f"Issue #{number} is sending to {queued} subscribers.", "info")
+    return redirect(url_for("admin.issue_detail", number=number))
+
+
+@bp.post("/issues/<int:number>/<any(pause, resume, cancel, retry_failed):action>")
+def issue_action(number: int, action: str):
+    """Pause, resume or cancel the send of issue ``number``, or retry its failed deliveries."""
+    issue = _get_issue(number)
+    if issue is None:
+        return _not_found(number)
+    try:
+        states.change_issue_status(db.session, issue, action, reason=f"by {current_user.email}")
+        db.session.commit()
+    except InvalidTransition as exc:
+        db.session.rollback()
+        flash(f"Issue #{number} cannot be {ACTIONS[action]}: {exc}", "error")
+    else:
+        flash(f"Issue #{number} {ACTIONS[action]}.", "info")
+    return redirect(url_for("admin.issue_detail", number=number))

@@ -1,0 +1,222 @@
+"""Read-only statistics for the admin pages (the services' contracts have no stats queries).
+
+Nothing here writes. Counts are grouped in SQL so that a list of a million subscribers costs
+one scan, never a million Python objects.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from ..models import (
+    Delivery,
+    DeliveryStatus,
+    Feed,
+    Issue,
+    IssueStatus,
+    JobEvent,
+    Subscriber,
+    SubscriberStatus,
+)
+
+RATE_WINDOW = timedelta(minutes=10)
+WARNING_WINDOW = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class IssueStats:
+    """Delivery counts of one issue, with hard bounces and attributed unsubscribes."""
+
+    issue_id: int
+    counts: dict[str, int]
+    bounces: int
+    unsubscribes: int
+
+    @property
+    def total(self) -> int:
+        """All Delivery rows of the issue (one per subscriber it was queued for)."""
+        return sum(self.counts.values())
+
+    def count(self, status: str) -> int:
+        """Deliveries in ``status`` (a :class:`DeliveryStatus` value)."""
+        return self.counts.get(status, 0)
+
+    @property
+    def bounce_rate(self) -> float | None:
+        """Hard bounces (5xx) per delivery attempted to the end (sent + failed), or None."""
+        done = self.count(DeliveryStatus.SENT) + self.count(DeliveryStatus.FAILED)
+        return self.bounces / done if done else None
+
+    @property
+    def unsubscribe_rate(self) -> float | None:
+        """Unsubscribes after this issue per message sent, or None before any was sent."""
+        sent = self.count(DeliveryStatus.SENT)
+        return self.unsubscribes / sent if sent else None
+
+
+def subscriber_counts(session: Session) -> dict[str, int]:
+    """Return {status: count} for every subscriber status (0 for an empty one)."""
+    rows = session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
+    counts = dict.fromkeys(SubscriberStatus.ALL, 0)
+    counts.update({status: number for status, number in rows})
+    return counts
+
+
+def week_starts(now: datetime, tz: str, weeks: int) -> list[datetime]:
+    """Return the starts (Monday 00:00 in ``tz``, as UTC) of the last ``weeks`` weeks, oldest
+    first; the last one is the current week."""
+    zone = ZoneInfo(tz)
+    local = now.astimezone(zone)
+    monday = local.date() - timedelta(days=local.weekday())
+    days = [monday - timedelta(weeks=back) for back in range(weeks - 1, -1, -1)]
+    return [datetime.combine(day, time(), tzinfo=zone).astimezone(UTC) for day in days]
+
+
+def weekly_confirmations(
+    session: Session, *, now: datetime, tz: str, weeks: int = 12
+) -> list[tuple[str, int]]:
+    """Return [(ISO week label "W49", subscribers confirmed that week)], oldest first.
+
+    One query: a conditional sum per week over the rows confirmed since the first week.
+    """
+    starts = week_starts(now, tz, weeks)
+    ends = [*starts[1:], now + timedelta(seconds=1)]
+    column = Subscriber.confirmed_at
+    sums = [
+        func.sum(case((and_(column >= start, column < end), 1), else_=0))
+        for start, end in zip(starts, ends, strict=True)
+    ]
+    row = session.execute(select(*sums).where(column >= starts[0])).one()
+    zone = ZoneInfo(tz)
+    labels = [f"W{start.astimezone(zone).isocalendar().week:02d}" for start in starts]
+    return [(label, int(value or 0)) for label, value in zip(labels, row, strict=True)]
+
+
+def recent_issues(session: Session, limit: int = 5) -> list[Issue]:
+    """Return the newest issues (highest number first)."""
+    return list(session.scalars(select(Issue).order_by(Issue.number.desc()).limit(limit)))
+
+
+def draft_issue(session: Session) -> Issue | None:
+    """Return the newest issue that is built but not yet sending (status draft), or None."""
+    query = select(Issue).where(Issue.status == IssueStatus.DRAFT)
+    return session.scalars(query.order_by(Issue.number.desc()).limit(1)).first()
+
+
+def issue_by_number(session: Session, number: int) -> Issue | None:
+    """Return the issue numbered ``number``, or None."""
+    return session.scalars(select(Issue).where(Issue.number == number)).first()
+
+
+def _next_start(session: Session, issue: Issue) -> datetime | None:
+    query = select(func.min(Issue.send_started_at)).where(Issue.number > issue.number)
+    return session.scalar(query)
+
+
+def _unsubscribes_after(session: Session, issue: Issue) -> int:
+    # Attribution by time: a recipient of this issue who unsubscribed between its send and the
+    # next issue's send (the unsubscribe token does not name the issue).
+    if issue.send_started_at is None:
+        return 0
+    conditions = [
+        Delivery.issue_id == issue.id,
+        Delivery.status == DeliveryStatus.SENT,
+        Subscriber.status == SubscriberStatus.UNSUBSCRIBED,
+        Subscriber.unsubscribed_at >= issue.send_started_at,
+    ]
+    if (until := _next_start(session, issue)) is not None:
+        conditions.append(Subscriber.unsubscribed_at < until)
+    query = select(func.count()).select_from(Delivery).join(Subscriber).where(*conditions)
+    return session.scalar(query) or 0
+
+
+def issue_stats(session: Session, issues: list[Issue]) -> dict[int, IssueStats]:
+    """Return {issue id: IssueStats} for ``issues`` (two grouped queries plus one per issue)."""
+    ids = [issue.id for issue in issues]
+    counts: dict[int, dict[str, int]] = {issue_id: {} for issue_id in ids}
+    grouped = (
+        select(Delivery.issue_id, Delivery.status, func.count())
+        .where(Delivery.issue_id.in_(ids))
+        .group_by(Delivery.issue_id, Delivery.status)
+    )
+    for issue_id, status, number in session.execute(grouped):
+        counts[issue_id][status] = number
+    hard = (
+        select(Delivery.issue_id, func.count())
+        .where(
+            Delivery.issue_id.in_(ids),
+            Delivery.status == DeliveryStatus.FAILED,
+            Delivery.last_code.between(500, 599),
+        )
+        .group_by(Delivery.issue_id)
+    )
+    bounces = dict(session.execute(hard).tuples().all())
+    return {
+        issue.id: IssueStats(
+            issue.id,
+            counts[issue.id],
+            bounces.get(issue.id, 0),
+            _unsubscribes_after(session, issue),
+        )
+        for issue in issues
+    }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a send is: counts, the recent rate (messages/minute) and the time left."""
+
+    stats: IssueStats
+    per_minute: float
+    eta: timedelta | None
+
+    @property
+    def remaining(self) -> int:
+        """Deliveries still to go (queued or deferred for a retry)."""
+        return self.stats.count(DeliveryStatus.QUEUED) + self.stats.count(DeliveryStatus.DEFERRED)
+
+    @property
+    def percent(self) -> int:
+        """Deliveries finished (sent, failed or skipped) as a whole percentage of the total."""
+        total = self.stats.total
+        return round(100 * (total - self.remaining) / total) if total else 0
+
+
+def issue_progress(session: Session, issue: Issue, now: datetime) -> Progress:
+    """Return the progress of ``issue``; the rate is measured over the last ten minutes."""
+    stats = issue_stats(session, [issue])[issue.id]
+    recent = session.scalar(
+        select(func.count()).where(
+            Delivery.issue_id == issue.id,
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.sent_at >= now - RATE_WINDOW,
+        )
+    )
+    per_minute = (recent or 0) / (RATE_WINDOW.total_seconds() / 60)
+    progress = Progress(stats, per_minute, None)
+    if per_minute > 0 and issue.status == IssueStatus.SENDING:
+        eta = timedelta(minutes=progress.remaining / per_minute)
+        progress = Progress(stats, per_minute, eta)
+    return progress
+
+
+def failing_feeds(session: Session) -> list[Feed]:
+    """Return the feeds whose last refresh failed."""
+    return list(session.scalars(select(Feed).where(Feed.last_error.is_not(None)).order_by(Feed.id)))
+
+
+def paused_issues(session: Session) -> list[Issue]:
+    """Return the issues whose send is paused."""
+    query = select(Issue).where(Issue.status == IssueStatus.PAUSED).order_by(Issue.number)
+    return list(session.scalars(query))
+
+
+def recent_missed_weeks(session: Session, now: datetime) -> list[JobEvent]:
+    """Return the worker's ``missed_week`` events of the last two weeks, newest first."""
+    query = select(JobEvent).where(
+        JobEvent.kind == "missed_week", JobEvent.created_at >= now - WARNING_WINDOW
+    )
+    return list(session.scalars(query.order_by(JobEvent.created_at.desc())))

@@ -1,0 +1,270 @@
+"""The sender loop's one entry point: :func:`send_pending` drains what is due, once.
+
+The worker's scheduler calls it every few seconds, ``flask send-pending`` once, and
+``flask digest send`` after starting an issue. When nothing is due it costs two small
+indexed queries. It never runs twice at once in one process (a lock; a second caller gets
+``SendSummary(busy=True)`` at once); several processes or machines may run it together:
+they split the work through the claims (:mod:`.claim`).
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
+from . import mime, queue, runner, transactional
+from .errors import InvalidTransition, NothingToSend
+from .sender import Tally
+from .states import change_issue_status
+
+log = logging.getLogger(__name__)
+
+_running = threading.Lock()
+_stop_requested = threading.Event()
+MIN_ROWS_FOR_PROCESSES = 1000  # below this, starting processes costs more than it saves
+
+
+@dataclass(frozen=True)
+class SendProgress:
+    """Where the send of one issue stands (absolute counts for the whole issue)."""
+
+    issue_number: int
+    total: int
+    sent: int
+    failed: int
+    skipped: int
+    deferred: int
+    elapsed: float  # seconds since this run started on the issue
+    sent_this_run: int
+
+    @property
+    def done(self) -> int:
+        """Deliveries with a final status (sent, failed or skipped)."""
+        return self.sent + self.failed + self.skipped
+
+
+@dataclass
+class SendSummary:
+    """What one :func:`send_pending` run did.
+
+    ``issues`` maps each issue number worked on to its status at the end (e.g. "sent",
+    "sending" while deferred deliveries wait, "paused"); ``errors`` lists sender failures.
+    """
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0
+    suppressed: int = 0
+    relay_errors: int = 0
+    transactional_sent: int = 0
+    transactional_deferred: int = 0
+    transactional_failed: int = 0
+    issues: dict[int, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    busy: bool = False
+    elapsed: float = 0.0
+
+    @property
+    def paused(self) -> list[int]:
+        """Numbers of the issues that ended this run paused."""
+        return [number for number, status in self.issues.items() if status == IssueStatus.PAUSED]
+
+    def add(self, tally: Tally) -> None:
+        """Add one issue's sender counts."""
+        for name, value in tally.as_dict().items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+ProgressCallback = Callable[[SendProgress], None]
+
+
+def send_pending(
+    app: Flask, *, issue_number: int | None = None, progress: ProgressCallback | None = None
+) -> SendSummary:
+    """Send the transactional mails and digest deliveries that are due now, once.
+
+    Args:
+        app: the Flask app (its config and database; an app context is pushed here).
+        issue_number: only this issue's deliveries (it must be sending); None for every
+            issue that is sending.
+        progress: called every fraction of a second with a :class:`SendProgress`.
+
+    Returns:
+        A :class:`SendSummary`; ``busy=True`` (and nothing done) when another call is
+        running in this process.
+
+    Issues left with no queued or deferred delivery are marked sent. Errors of single
+    messages never raise: they are written on their rows; a sender that fails (e.g. the
+    database went away) is logged and listed in ``summary.errors``.
+    """
+    if not _running.acquire(blocking=False):
+        return SendSummary(busy=True)
+    _stop_requested.clear()
+    started = time.monotonic()
+    try:
+        with app.app_context():
+            summary = _drain(app, issue_number, progress)
+    finally:
+        _running.release()
+    summary.elapsed = time.monotonic() - started
+    return summary
+
+
+def stop_sending() -> None:
+    """Ask a running :func:`send_pending` to stop soon (e.g. on the worker's SIGTERM).
+
+    Each sender finishes the message it is sending, records it, gives back its leases and
+    returns; the rest stays queued for the next run. Safe to call from any thread.
+    """
+    _stop_requested.set()
+
+
+def issue_by_number(session, number: int) -> Issue | None:
+    """Return the issue numbered ``number``, or None."""
+    return session.scalars(select(Issue).where(Issue.number == number)).first()
+
+
+def start_issue(session, number: int | None = None) -> tuple[Issue, int]:
+    """Get issue ``number`` (default: the newest draft, sending or paused one) going.
+
+    A draft is enqueued (one INSERT ... SELECT) and started; a paused issue is resumed; a
+    sending one is left as it is; a sent one is returned unchanged (nothing to do). Commits.
+
+    Returns:
+        (the issue, the number of deliveries queued now).
+
+    Raises:
+        NothingToSend: no issue has that number, or none is draft, sending or paused.
+        InvalidTransition: the issue was cancelled, or changed status meanwhile.
+    """
+    query = select(Issue)
+    if number is None:
+        waiting = (IssueStatus.DRAFT, IssueStatus.SENDING, IssueStatus.PAUSED)
+        query = query.where(Issue.status.in_(waiting)).order_by(Issue.number.desc()).limit(1)
+    else:
+        query = query.where(Issue.number == number)
+    issue = session.scalars(query).first()
+    if issue is None:
+        raise NothingToSend(
+            f"there is no issue #{number}" if number is not None
+            else "no issue is waiting to be sent (build one with `flask digest build`)"
+        )
+    queued = 0
+    if issue.status == IssueStatus.DRAFT:
+        queued = queue.enqueue_issue(session, issue)
+        change_issue_status(session, issue, "start")
+    elif issue.status == IssueStatus.PAUSED:
+        change_issue_status(session, issue, "resume", reason="resumed by `digest send`")
+    elif issue.status == IssueStatus.CANCELLED:
+        raise InvalidTransition(f"issue #{issue.number} was cancelled")
+    session.commit()
+    return issue, queued
+
+
+def _drain(app: Flask, issue_number: int | None, progress) -> SendSummary:
+    summary = SendSummary()
+    with db.engine.connect() as conn:
+        mail_due = transactional.has_due(conn)
+        query = select(Issue.id, Issue.number).where(Issue.status == IssueStatus.SENDING)
+        if issue_number is not None:
+            query = query.where(Issue.number == issue_number)
+        issues = conn.execute(query.order_by(Issue.number)).all()
+    if mail_due:
+        mails = transactional.send_due(db.engine, app.config)
+        summary.transactional_sent += mails.sent
+        summary.transactional_deferred += mails.deferred
+        summary.transactional_failed += mails.failed
+    for issue_id, number in issues:
+        _send_issue(app, issue_id, number, summary, progress)
+        summary.issues[number] = _finish_if_done(issue_id)
+    return summary
+
+
+def _send_issue(app: Flask, issue_id: int, number: int, summary: SendSummary, progress) -> None:
+    session = db.session
+    if not queue.has_deliveries(session, issue_id):
+        # Started without enqueueing (or by an older caller): enqueue now, idempotently.
+        queue.enqueue_issue(session, session.get(Issue, issue_id))
+        session.commit()
+    due = _due_count(issue_id)
+    if not due:
+        return
+    report = _reporter(issue_id, number, progress)
+    shares = runner.plan(app.config)
+    rate = runner.rate_share(app.config)
+    use_processes = len(shares) > 1 and due >= MIN_ROWS_FOR_PROCESSES
+    compiled = None if use_processes else mime.compile_issue(session.get(Issue, issue_id), app.config)
+    session.remove()  # no transaction stays open while the senders work
+    if use_processes:
+        tally, errors = runner.run_processes(
+            app, issue_id, shares, rate=rate, stop=_stop_requested, report=report
+        )
+    else:
+        tally, errors = runner.run_threads(
+            app, issue_id, compiled, sum(shares), rate=rate, stop=_stop_requested,
+            report=report,
+        )  # fmt: skip
+    summary.add(tally)
+    summary.errors += errors
+
+
+def _due_count(issue_id: int) -> int:
+    # Counts up to MIN_ROWS_FOR_PROCESSES only: enough to choose threads or processes.
+    due = (
+        select(Delivery.id)
+        .where(Delivery.issue_id == issue_id, Delivery.status.in_(queue.PENDING))
+        .limit(MIN_ROWS_FOR_PROCESSES)
+        .subquery()
+    )
+    if not queue.has_due(db.session, issue_id):
+        return 0
+    return int(db.session.scalar(select(func.count()).select_from(due)) or 0)
+
+
+def _reporter(issue_id: int, number: int, progress):
+    if progress is None:
+        return lambda tally: None
+    start = queue.status_counts(db.session, issue_id)
+    total = sum(start.values())
+    began = time.monotonic()
+
+    def report(tally: Tally) -> None:
+        progress(
+            SendProgress(
+                issue_number=number,
+                total=total,
+                sent=start[DeliveryStatus.SENT] + tally.sent,
+                failed=start[DeliveryStatus.FAILED] + tally.failed,
+                skipped=start[DeliveryStatus.SKIPPED] + tally.skipped,
+                deferred=tally.deferred,
+                elapsed=time.monotonic() - began,
+                sent_this_run=tally.sent,
+            )
+        )
+
+    return report
+
+
+def _finish_if_done(issue_id: int) -> str:
+    """Mark the issue sent when nothing is queued or deferred; return its status."""
+    session = db.session
+    try:
+        issue = session.get(Issue, issue_id, populate_existing=True)
+        if issue.status == IssueStatus.SENDING and not queue.has_pending(session, issue_id):
+            try:
+                change_issue_status(session, issue, "finish")
+                session.commit()
+                log.info("Issue #%s sent", issue.number)
+            except InvalidTransition:
+                session.rollback()  # another worker finished it, or it was paused meanwhile
+                session.refresh(issue)
+        return issue.status
+    finally:
+        session.remove()

@@ -1,0 +1,183 @@
+"""Quoted-printable bodies with per-recipient slots, encoded once and filled in per message.
+
+The output is byte-for-byte what ``email.message.EmailMessage.set_content(text,
+cte="quoted-printable")`` gives (``email.quoprimime.body_encode`` with the policy's line
+length) after the marker strings are replaced by the recipient's values. That encoder works
+line by line: a line without a marker is encoded once, at compile time, by the standard
+library itself. A line with a marker is kept as its escaped pieces; per message the values
+are escaped (one ``str.translate``) and the line is re-wrapped by :func:`wrap_escaped`, an
+exact copy of the standard library's wrapping rule, which only has to walk the few output
+lines around the values: the wrapped tail of the line after the last marker is memoised by
+the column it starts at. A soft line break therefore never splits a value in a way a full
+build would not, and a marker is never split at all (it is replaced before wrapping).
+"""
+
+import re
+from collections.abc import Mapping
+from email.quoprimime import _QUOPRI_BODY_ENCODE_MAP, body_encode
+
+# RFC 2045 §6.7 (5): encoded lines are at most 76 characters long.
+QP_LINE_LENGTH = 76
+CRLF = "\r\n"
+
+
+def escape(text: str) -> str:
+    """Return ``text`` as UTF-8 octets with each unsafe octet written ``=XX`` (no wrapping)."""
+    return text.encode("utf-8").decode("latin-1").translate(_QUOPRI_BODY_ENCODE_MAP)
+
+
+def wrap_escaped(line: str, maxlinelen: int = QP_LINE_LENGTH, stop_at: int | None = None):
+    """Wrap one escaped line exactly as ``email.quoprimime.body_encode`` does.
+
+    Args:
+        line: an escaped line (see :func:`escape`) without line breaks.
+        maxlinelen: the encoded line length, 76 here.
+        stop_at: when given, stop as soon as an output line would start at or after this
+            index of ``line`` and return ``(pieces, start)`` without the rest.
+
+    Returns:
+        ``(pieces, None)``: the output lines (soft breaks included, no CRLF at their ends); or
+        ``(pieces, start)`` when stopped early because of ``stop_at``.
+    """
+    pieces: list[str] = []
+    start = 0
+    laststart = len(line) - 1 - maxlinelen
+    while start <= laststart:
+        if stop_at is not None and start >= stop_at:
+            return pieces, start
+        piece, start = _one_break(line, start, maxlinelen)
+        pieces.append(piece)
+    if stop_at is not None and start >= stop_at:
+        return pieces, start
+    pieces.append(_line_end(line, start, laststart))
+    return pieces, None
+
+
+def _one_break(line: str, start: int, maxlinelen: int) -> tuple[str, int]:
+    # One soft-broken output line from `start`; never breaks inside an =XX escape. This is
+    # the standard library's rule, kept as is (including its use of "=" as the soft break).
+    stop = start + maxlinelen - 1
+    if line[stop - 2] == "=":
+        return line[start : stop - 1], stop - 2
+    if line[stop - 1] == "=":
+        return line[start:stop], stop - 1
+    return line[start:stop] + "=", stop
+
+
+def _line_end(line: str, start: int, laststart: int) -> str:
+    # A space or tab at the end of a line must be encoded (RFC 2045 §6.7 (3)).
+    if not line or line[-1] not in " \t":
+        return line[start:]
+    room = start - laststart
+    if room >= 3:
+        tail = "=%02X" % ord(line[-1])
+    elif room == 2:
+        tail = line[-1] + "=" + CRLF
+    else:
+        tail = "=" + CRLF + "=%02X" % ord(line[-1])
+    return line[start:-1] + tail
+
+
+class _SlotLine:
+    """One body line holding markers: escaped static pieces around named slots."""
+
+    def __init__(self, escaped_line: str, pattern: re.Pattern, maxlinelen: int):
+        parts = pattern.split(escaped_line)
+        self.statics = parts[0::2]
+        self.slots = parts[1::2]
+        self.maxlinelen = maxlinelen
+        # The output lines of the first static piece that no value can change.
+        fixed, cut = _fixed_prefix(self.statics[0], maxlinelen)
+        self.prefix = "".join(p + CRLF for p in fixed)
+        self.head_tail = self.statics[0][cut:]
+        self._tail_cache: dict[int, str] = {}
+
+    def render(self, values: Mapping[str, str]) -> bytes:
+        """Return this line encoded with ``values`` (escaped slot values), CRLF-terminated."""
+        statics, slots = self.statics, self.slots
+        if len(slots) == 1:
+            dynamic = self.head_tail + values[slots[0]]
+        else:
+            middle = [self.head_tail]
+            for index, slot in enumerate(slots):
+                middle.append(values[slot])
+                if index + 1 < len(slots):
+                    middle.append(statics[index + 1])
+            dynamic = "".join(middle)
+        line = dynamic + statics[-1]
+        if len(line) <= self.maxlinelen and line[-1:] not in (" ", "\t"):
+            # Fits on one encoded line: nothing to wrap (the common case for footer lines).
+            return (self.prefix + line + CRLF).encode("ascii")
+        pieces, start = wrap_escaped(line, self.maxlinelen, stop_at=len(dynamic))
+        out = self.prefix + "".join([p + CRLF for p in pieces])
+        if start is not None:
+            out += self._tail(start - len(dynamic))
+        return out.encode("ascii")
+
+    def _tail(self, offset: int) -> str:
+        # The last static piece wraps the same way whenever it is entered at the same
+        # offset, whatever came before it on the line; memoise by that offset.
+        cached = self._tail_cache.get(offset)
+        if cached is None:
+            pieces, _ = wrap_escaped(self.statics[-1][offset:], self.maxlinelen)
+            cached = "".join(p + CRLF for p in pieces)
+            self._tail_cache[offset] = cached
+        return cached
+
+
+def _fixed_prefix(static: str, maxlinelen: int) -> tuple[list[str], int]:
+    # The standard library decides a break at `start` from the 76 characters after it and
+    # from whether more than `maxlinelen` remain; while `static` alone has that many left,
+    # nothing after it can change the decision.
+    fixed: list[str] = []
+    start = 0
+    laststart = len(static) - 1 - maxlinelen
+    while start <= laststart:
+        piece, start = _one_break(static, start, maxlinelen)
+        fixed.append(piece)
+    return fixed, start
+
+
+class BodyTemplate:
+    """A text body encoded once as quoted-printable, with slots filled in per message."""
+
+    def __init__(self, text: str, markers: tuple[str, ...], maxlinelen: int = QP_LINE_LENGTH):
+        """Encode ``text`` (str) once; ``markers`` are the ASCII strings to fill in later."""
+        pattern = re.compile("(" + "|".join(re.escape(m) for m in markers) + ")")
+        self.maxlinelen = maxlinelen
+        # The standard library splits the UTF-8 octets at CR, LF and CRLF (bytes.splitlines).
+        lines = text.encode("utf-8").splitlines() or [b""]
+        self.chunks: list[bytes | _SlotLine] = []
+        static: list[str] = []
+        for raw in lines:
+            line = raw.decode("latin-1")
+            if pattern.search(line):
+                self._flush(static)
+                escaped = line.translate(_QUOPRI_BODY_ENCODE_MAP)
+                self.chunks.append(_SlotLine(escaped, pattern, maxlinelen))
+            else:
+                static.append(line)
+        self._flush(static)
+
+    def _flush(self, static: list[str]) -> None:
+        if static:
+            encoded = body_encode("\n".join(static) + "\n", self.maxlinelen)
+            self.chunks.append(encoded.replace("\n", CRLF).encode("ascii"))
+            static.clear()
+
+    def extend(self, out: list[bytes], values: Mapping[str, str]) -> None:
+        """Append the encoded body's pieces (ASCII, CRLF line ends) to ``out``.
+
+        Args:
+            out: the list the caller joins into the message.
+            values: marker -> value, each value already escaped with :func:`escape`; values
+                must not be empty or hold line breaks (the callers check).
+        """
+        for chunk in self.chunks:
+            out.append(chunk if chunk.__class__ is bytes else chunk.render(values))
+
+    def render(self, values: Mapping[str, str]) -> bytes:
+        """Return the whole encoded body with the slots filled in (see :meth:`extend`)."""
+        out: list[bytes] = []
+        self.extend(out, values)
+        return b"".join(out)

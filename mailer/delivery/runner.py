@@ -1,0 +1,207 @@
+"""Running senders: threads in this process, or sender processes each with their threads.
+
+``MAILER_SMTP_CONNECTIONS`` senders (one SMTP connection each) are split over
+``MAILER_SENDER_PROCESSES`` processes, so that both cores of a small machine work: the
+per-message Python work (personalising, SMTP, the ledger write) holds the GIL, and one
+process cannot use more than one core.
+
+Processes are started with the ``spawn`` method, never ``fork``: the parent may have threads
+(APScheduler's pool, the SMTP test server) whose locks a forked child would inherit held,
+and open database connections that must not be shared. A spawned child starts a fresh
+interpreter, builds the app from the same configuration values (:func:`portable_config`)
+and opens its own engine; there is nothing inherited to dispose of.
+"""
+
+import logging
+import multiprocessing
+import pickle
+import queue as queue_module
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from types import SimpleNamespace
+
+from flask import Flask
+
+from .. import create_app
+from ..extensions import db
+from ..models import Issue
+from . import mime
+from .sender import IssueSender, Tally
+
+log = logging.getLogger(__name__)
+
+POLL = 0.25  # seconds between progress reports
+Report = Callable[[Tally], None]
+
+
+def plan(config: Mapping) -> list[int]:
+    """Split the connections over the processes: e.g. 4 connections, 2 processes -> [2, 2].
+
+    Never more processes than connections; at least one of each.
+    """
+    connections = max(1, int(config["MAILER_SMTP_CONNECTIONS"]))
+    processes = max(1, min(int(config["MAILER_SENDER_PROCESSES"]), connections))
+    base, extra = divmod(connections, processes)
+    return [base + (index < extra) for index in range(processes)]
+
+
+def rate_share(config: Mapping) -> float:
+    """Each connection's share of ``MAILER_SEND_RATE`` (messages/s; 0 stays unlimited)."""
+    return float(config["MAILER_SEND_RATE"]) / max(1, int(config["MAILER_SMTP_CONNECTIONS"]))
+
+
+def run_threads(
+    app: Flask, issue_id: int, compiled, connections: int, *, rate: float, stop, report: Report
+) -> tuple[Tally, list[str]]:
+    """Run ``connections`` senders of ``issue_id`` as threads; return their total and errors.
+
+    ``report`` gets the running total every ``POLL`` seconds. Ctrl-C sets ``stop``: each
+    sender finishes its current message, gives back its leases, and the interrupt goes on.
+    """
+    senders = [
+        IssueSender(db.engine, app.config, issue_id, compiled, slot=slot, rate=rate, stop=stop)
+        for slot in range(connections)
+    ]
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=_run_sender, args=(app, sender, errors), daemon=True)
+        for sender in senders
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while any(thread.is_alive() for thread in threads):
+            _wait_any(threads)
+            report(_total(senders))
+    except KeyboardInterrupt:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        raise
+    total = _total(senders)
+    report(total)
+    return total, errors
+
+
+def _wait_any(threads: list[threading.Thread]) -> None:
+    alive = [thread for thread in threads if thread.is_alive()]
+    if alive:
+        alive[0].join(POLL)
+
+
+def _total(senders: list[IssueSender]) -> Tally:
+    total = Tally()
+    for sender in senders:
+        total.add(sender.tally)
+    return total
+
+
+def _run_sender(app: Flask, sender: IssueSender, errors: list[str]) -> None:
+    with app.app_context():
+        try:
+            sender.run()
+        except Exception as exc:  # noqa: BLE001 - reported by the coordinator, never lost
+            log.exception("sender %s stopped by an error", sender.worker)
+            errors.append(f"sender {sender.worker}: {type(exc).__name__}: {exc}")
+
+
+def portable_config(config: Mapping) -> SimpleNamespace:
+    """The app's settings as a picklable object that ``create_app`` accepts in a child."""
+    values = {}
+    for key, value in config.items():
+        if not key.isupper():
+            continue
+        try:
+            pickle.dumps(value)
+        except Exception:  # noqa: BLE001, S112 - an unpicklable extension object: not a setting
+            continue
+        values[key] = value
+    return SimpleNamespace(**values)
+
+
+def run_processes(
+    app: Flask, issue_id: int, shares: list[int], *, rate: float, stop, report: Report
+) -> tuple[Tally, list[str]]:
+    """Run one spawned process per entry of ``shares`` (its number of connections).
+
+    Returns the total of all processes and the errors of any that failed. Ctrl-C, or
+    ``stop`` (a threading.Event) being set, asks the children to stop after their current
+    message; this waits for them.
+    """
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child_stop = context.Event()
+    config = portable_config(app.config)
+    processes = [
+        context.Process(
+            target=child_main,
+            args=(config, issue_id, connections, rate, index, results, child_stop),
+            name=f"mailer-sender-{index}",
+        )
+        for index, connections in enumerate(shares)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        return _collect(processes, results, report, (stop, child_stop))
+    except KeyboardInterrupt:
+        child_stop.set()
+        _collect(processes, results, lambda tally: None, (stop, child_stop))
+        raise
+
+
+def _collect(processes, results, report: Report, stops) -> tuple[Tally, list[str]]:
+    # Drain the queue until every child has said its last word (or died): a child that
+    # still has unread items on the queue cannot exit (multiprocessing's join caveat).
+    latest: dict[int, dict] = {}
+    finished: dict[int, list[str]] = {}
+    while len(finished) < len(processes):
+        if stops[0].is_set():
+            stops[1].set()
+        try:
+            index, counts, errors = results.get(timeout=POLL)
+        except queue_module.Empty:
+            _note_dead(processes, finished)
+            continue
+        latest[index] = counts
+        if errors is not None:
+            finished[index] = errors
+        report(_sum(latest))
+    for process in processes:
+        process.join()
+    return _sum(latest), [error for errors in finished.values() for error in errors]
+
+
+def _note_dead(processes, finished: dict[int, list[str]]) -> None:
+    # A child killed before its last report: its leases expire and its rows are sent again.
+    for index, process in enumerate(processes):
+        if index not in finished and process.exitcode not in (None, 0):
+            finished[index] = [f"sender process {index} died (exit code {process.exitcode})"]
+
+
+def _sum(latest: dict[int, dict]) -> Tally:
+    total = Tally()
+    for counts in latest.values():
+        total.add(Tally(**counts))
+    return total
+
+
+def child_main(config, issue_id: int, connections: int, rate: float, index: int, results, stop):
+    """Entry point of a sender process: build the app, compile the issue, run the senders.
+
+    Reports ``(index, counts, None)`` while running and ``(index, counts, errors)`` at the
+    end on ``results``. Ignores SIGINT: the parent sets ``stop`` instead.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    app = create_app(config)
+    with app.app_context():
+        issue = db.session.get(Issue, issue_id)
+        compiled = mime.compile_issue(issue, app.config)
+        db.session.remove()
+        total, errors = run_threads(
+            app, issue_id, compiled, connections, rate=rate, stop=stop,
+            report=lambda tally: results.put((index, tally.as_dict(), None)),
+        )  # fmt: skip
+        db.engine.dispose()
+    results.put((index, total.as_dict(), errors))

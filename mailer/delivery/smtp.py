@@ -1,0 +1,302 @@
+"""SMTP to the relay: one reusable connection, pipelined transactions, a timeout on every call.
+
+``smtplib`` opens the connection (connect, EHLO, STARTTLS, AUTH: well-tested code), then each
+message is sent as one pipelined transaction (RFC 2920: MAIL, RCPT and DATA in one write, the
+content in a second) straight on the socket. The message bytes are sent as given (CRLF line
+ends, from ``mime``): only dot-stuffing (RFC 5321 §4.5.2) is applied, with two C-speed byte
+scans, instead of smtplib's per-message regular expressions over the whole body.
+"""
+
+import smtplib
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from functools import cache
+
+from .errors import RecipientNotSupported, RelayError
+
+SECURITY_MODES = ("none", "starttls", "ssl")
+
+
+@dataclass(frozen=True)
+class SmtpReply:
+    """A reply of the relay to one message: ``code`` (e.g. 250) and ``text`` (one line)."""
+
+    code: int
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx reply: the relay took the message (RFC 5321 §4.2.1)."""
+        return 200 <= self.code < 300
+
+    @property
+    def temporary(self) -> bool:
+        """True for a 4xx reply: try again later (a soft bounce)."""
+        return 400 <= self.code < 500
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}"
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """Where and how to reach the relay; built from the app config with :meth:`from_config`."""
+
+    host: str
+    port: int
+    security: str
+    username: str
+    password: str
+    timeout: float
+    max_messages: int
+    sender: str
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "RelaySettings":
+        """Read the ``MAILER_SMTP_*`` settings and the envelope sender (from ``MAILER_FROM``).
+
+        Raises:
+            ValueError: ``MAILER_SMTP_SECURITY`` is not none, starttls or ssl.
+        """
+        security = str(config["MAILER_SMTP_SECURITY"]).lower()
+        if security not in SECURITY_MODES:
+            raise ValueError(
+                f"MAILER_SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)}, "
+                f"got {security!r}"
+            )
+        return cls(
+            host=config["MAILER_SMTP_HOST"],
+            port=int(config["MAILER_SMTP_PORT"]),
+            security=security,
+            username=config.get("MAILER_SMTP_USERNAME", ""),
+            password=config.get("MAILER_SMTP_PASSWORD", ""),
+            timeout=float(config["MAILER_SMTP_TIMEOUT"]),
+            max_messages=max(1, int(config["MAILER_SMTP_MESSAGES_PER_CONNECTION"])),
+            sender=parseaddr(config["MAILER_FROM"])[1],
+        )
+
+
+@cache
+def _local_hostname() -> str:
+    # socket.getfqdn(), smtplib's default, may wait for DNS; the plain host name never does.
+    return socket.gethostname() or "localhost"
+
+
+def _data_bytes(body: bytes) -> bytes:
+    """Return ``body`` dot-stuffed and terminated with CRLF "." CRLF (RFC 5321 §4.5.2)."""
+    if body.startswith(b"."):
+        body = b"." + body
+    if b"\n." in body:
+        body = body.replace(b"\n.", b"\n..")
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
+
+
+class _Closing(Exception):
+    """The relay sent 421: it is closing the connection (RFC 5321 §3.8)."""
+
+    def __init__(self, reply: SmtpReply):
+        super().__init__(str(reply))
+        self.reply = reply
+
+
+class SmtpConnection:
+    """One connection to the relay, reused for up to ``max_messages`` messages.
+
+    Not thread-safe: each sender uses its own. Every network call has ``settings.timeout``
+    seconds (socket timeout). After a 421, a dropped connection or a timeout the connection
+    is closed and :meth:`send` raises :class:`RelayError`; the next :meth:`send` reconnects.
+    """
+
+    def __init__(self, settings: RelaySettings):
+        self.settings = settings
+        self._client: smtplib.SMTP | None = None
+        self._pipelining = False
+        self._smtputf8 = False
+        self.messages_on_connection = 0
+
+    @property
+    def is_open(self) -> bool:
+        """True while a connection is established."""
+        return self._client is not None
+
+    def open(self) -> None:
+        """Connect, EHLO, STARTTLS or TLS per ``security``, and log in when a username is set.
+
+        Raises:
+            RelayError: refused, timed out, TLS or authentication failed, or a non-220 greeting.
+        """
+        self.close()
+        client = None
+        try:
+            client = self._connect()
+            self._handshake(client)
+        except (OSError, smtplib.SMTPException) as exc:
+            if client is not None:
+                client.close()
+            raise _relay_error(exc, "cannot open a session with the relay") from exc
+        self._client = client
+        self._pipelining = client.has_extn("pipelining")
+        self._smtputf8 = client.has_extn("smtputf8")
+        self.messages_on_connection = 0
+        client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.security == "ssl":
+            context = ssl.create_default_context()
+            return smtplib.SMTP_SSL(
+                s.host, s.port, local_hostname=_local_hostname(), timeout=s.timeout,
+                context=context,
+            )  # fmt: skip
+        return smtplib.SMTP(s.host, s.port, local_hostname=_local_hostname(), timeout=s.timeout)
+
+    def _handshake(self, client: smtplib.SMTP) -> None:
+        client.ehlo_or_helo_if_needed()
+        if self.settings.security == "starttls":
+            client.starttls(context=ssl.create_default_context())
+            client.ehlo()
+        if self.settings.username:
+            client.login(self.settings.username, self.settings.password)
+
+    def close(self, polite: bool = True) -> None:
+        """Close the connection (QUIT first when ``polite``); never raises."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if polite:
+                client.quit()
+        except (OSError, smtplib.SMTPException):
+            pass  # the relay went away first; nothing is pending on a closed session
+        finally:
+            client.close()
+
+    def send(self, recipient: str, body: bytes, sender: str | None = None) -> SmtpReply:
+        """Send one message to one recipient and return the relay's reply to it.
+
+        Args:
+            recipient: the envelope recipient (the subscriber's address).
+            body: the complete message, CRLF line ends, not dot-stuffed.
+            sender: the envelope sender; ``settings.sender`` when None.
+
+        Returns:
+            The reply that decides the message: 2xx accepted, 4xx/5xx refused for this
+            recipient (at RCPT or after the content).
+
+        Raises:
+            RelayError: connection failure, timeout, 421, or the envelope sender refused; the
+                message was not accepted (or its acceptance is unknown).
+            RecipientNotSupported: a non-ASCII address and a relay without SMTPUTF8.
+        """
+        if self._client is None:
+            self.open()
+        try:
+            reply = self._transaction(sender or self.settings.sender, recipient, body)
+        except _Closing as closing:
+            self.close(polite=False)
+            raise RelayError(closing.reply.code, closing.reply.text) from None
+        except RelayError:
+            raise  # the sender was refused; the session itself is still usable
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close(polite=False)
+            raise _relay_error(exc, "connection to the relay lost") from exc
+        self.messages_on_connection += 1
+        if self.messages_on_connection >= self.settings.max_messages:
+            self.close()
+        return reply
+
+    def _transaction(self, sender: str, recipient: str, body: bytes) -> SmtpReply:
+        mail, rcpt, data = self._envelope(sender, recipient)
+        if data is None or data.code != 354:
+            self._reset()
+            if not mail.ok:
+                raise RelayError(mail.code, f"sender refused: {mail.text}")
+            return rcpt if rcpt is not None and not rcpt.ok else data
+        if not rcpt.ok:
+            # A relay that answers DATA with 354 after refusing the only recipient: end the
+            # empty transaction and report the refusal.
+            self._write(b".\r\n")
+            self._read()
+            self._reset()
+            return rcpt
+        self._write(_data_bytes(body))
+        return self._read()
+
+    def _envelope(self, sender: str, recipient: str):
+        options = self._mail_options(recipient)
+        commands = [
+            f"MAIL FROM:<{sender}>{options}\r\n".encode(),
+            f"RCPT TO:<{recipient}>\r\n".encode(),
+            b"DATA\r\n",
+        ]
+        if self._pipelining:
+            self._write(b"".join(commands))
+            return self._read(), self._read(), self._read()
+        replies: list[SmtpReply | None] = []
+        for command in commands:
+            self._write(command)
+            replies.append(self._read())
+            if not (replies[-1].ok or replies[-1].code == 354):
+                break
+        replies += [None] * (3 - len(replies))
+        return tuple(replies)
+
+    def _mail_options(self, recipient: str) -> str:
+        if recipient.isascii():
+            return ""
+        if not self._smtputf8:
+            raise RecipientNotSupported(
+                f"{recipient!r} needs SMTPUTF8 (RFC 6531) and the relay does not offer it"
+            )
+        return " SMTPUTF8"
+
+    def _write(self, data: bytes) -> None:
+        self._client.sock.sendall(data)
+
+    def _read(self) -> SmtpReply:
+        code, text = self._client.getreply()
+        reply = SmtpReply(code, text.decode("utf-8", "replace").replace("\n", " "))
+        if code == 421:
+            raise _Closing(reply)
+        return reply
+
+    def _reset(self) -> None:
+        self._write(b"RSET\r\n")
+        self._read()
+
+
+def _relay_error(exc: Exception, what: str) -> RelayError:
+    code = getattr(exc, "smtp_code", None)
+    detail = getattr(exc, "smtp_error", None)
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    text = f"{what}: {detail or exc or type(exc).__name__}"
+    return RelayError(code if isinstance(code, int) and code > 0 else None, text)
+
+
+def send_message(config: Mapping, recipient: str, body: bytes) -> SmtpReply:
+    """Send one complete message on a connection of its own (test copies, one-off mails).
+
+    Args:
+        config: the app config (``MAILER_SMTP_*``, ``MAILER_FROM`` for the envelope sender).
+        recipient: the envelope recipient.
+        body: the complete RFC 5322 message, CRLF line ends.
+
+    Returns:
+        The relay's reply; check ``reply.ok`` (a refusal is returned, not raised).
+
+    Raises:
+        RelayError: the relay could not be reached, dropped the connection, timed out or
+            refused the envelope sender (a ConnectionError, so ``except OSError`` works).
+        RecipientNotSupported: a non-ASCII address and a relay without SMTPUTF8.
+    """
+    connection = SmtpConnection(RelaySettings.from_config(config))
+    try:
+        return connection.send(recipient, body)
+    finally:
+        connection.close()

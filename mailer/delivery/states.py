@@ -1,0 +1,133 @@
+"""Issue status: the allowed transitions, all in one function (:func:`change_issue_status`).
+
+```
+draft --start--> sending --finish--> sent
+                 sending --pause--> paused --resume--> sending
+draft | sending | paused --cancel--> cancelled
+sending | paused | sent --retry_failed--> sending   (failed deliveries queued again)
+```
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from .. import clock
+from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
+from .errors import InvalidTransition
+
+DRAFT, SENDING, PAUSED = IssueStatus.DRAFT, IssueStatus.SENDING, IssueStatus.PAUSED
+SENT, CANCELLED = IssueStatus.SENT, IssueStatus.CANCELLED
+CANCELLED_REPLY = "not sent: the issue was cancelled"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """An action: the statuses it may start from and the status it leads to."""
+
+    sources: frozenset[str]
+    target: str
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "start": Transition(frozenset({DRAFT}), SENDING),
+    "pause": Transition(frozenset({SENDING}), PAUSED),
+    "resume": Transition(frozenset({PAUSED}), SENDING),
+    "cancel": Transition(frozenset({DRAFT, SENDING, PAUSED}), CANCELLED),
+    "retry_failed": Transition(frozenset({SENDING, PAUSED, SENT}), SENDING),
+    "finish": Transition(frozenset({SENDING}), SENT),
+}
+
+
+def change_issue_status(
+    session: Session, issue: Issue, action: str, reason: str | None = None
+) -> None:
+    """Apply ``action`` to ``issue`` and its deliveries; does not commit (the caller does).
+
+    Args:
+        session: the session ``issue`` belongs to.
+        issue: the issue, as loaded; its status is the one the change starts from.
+        action: "start", "pause", "resume", "cancel", "retry_failed" or "finish".
+        reason: kept in ``Issue.status_reason`` (e.g. "relay unreachable: ...", "by admin").
+
+    The change is a compare-and-set (``UPDATE ... WHERE status = <loaded status>``), so of two
+    workers or an admin and a worker changing the same issue at once exactly one succeeds: a
+    pause is recorded and logged once. "cancel" marks the queued and deferred deliveries
+    skipped; "retry_failed" queues the failed ones again with a fresh retry window.
+    Starting does not enqueue: call ``queue.enqueue_issue`` in the same transaction.
+
+    Raises:
+        InvalidTransition: unknown action; the status does not allow it (e.g. pausing a sent
+            issue); "retry_failed" without failed deliveries; or another process changed the
+            status first.
+    """
+    rule = TRANSITIONS.get(action)
+    if rule is None:
+        raise InvalidTransition(f"unknown action {action!r}; one of {', '.join(TRANSITIONS)}")
+    current = issue.status
+    if current not in rule.sources:
+        raise InvalidTransition(f"cannot {action.replace('_', ' ')} an issue that is {current}")
+    if action == "retry_failed" and not _has_failed(session, issue.id):
+        raise InvalidTransition("the issue has no failed deliveries to retry")
+    now = clock.now()
+    values = {"status": rule.target, "status_reason": reason, **_stamps(issue, action, now)}
+    result = session.execute(
+        update(Issue)
+        .where(Issue.id == issue.id, Issue.status == current)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.refresh(issue)
+        raise InvalidTransition(f"the issue changed meanwhile: it is {issue.status} now")
+    _update_deliveries(session, issue.id, action, now)
+    for key, value in values.items():
+        # Already written by the UPDATE: refresh the loaded object without dirtying it.
+        set_committed_value(issue, key, value)
+
+
+def _stamps(issue: Issue, action: str, now) -> dict:
+    if action == "start":
+        return {"send_started_at": issue.send_started_at or now, "error_streak": 0}
+    if action in ("resume", "retry_failed"):
+        return {"error_streak": 0}
+    if action == "finish":
+        return {"sent_at": issue.sent_at or now}
+    return {}
+
+
+def _has_failed(session: Session, issue_id: int) -> bool:
+    query = select(
+        exists().where(Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.FAILED)
+    )
+    return bool(session.scalar(query))
+
+
+def _update_deliveries(session: Session, issue_id: int, action: str, now) -> None:
+    rows = update(Delivery).where(Delivery.issue_id == issue_id)
+    if action == "cancel":
+        pending = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+        session.execute(
+            rows.where(Delivery.status.in_(pending))
+            .values(
+                status=DeliveryStatus.SKIPPED,
+                last_reply=CANCELLED_REPLY,
+                claimed_until=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    elif action == "retry_failed":
+        session.execute(
+            rows.where(Delivery.status == DeliveryStatus.FAILED)
+            .values(
+                status=DeliveryStatus.QUEUED,
+                next_attempt_at=None,
+                retry_until=None,
+                claimed_until=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )

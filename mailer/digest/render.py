@@ -1,0 +1,181 @@
+"""Render an issue once: items -> reader's view -> templates -> CSS inlined (css-inline).
+
+The stored ``Issue.html`` and ``Issue.text`` are the same for every subscriber except two
+markers that the delivery room fills in per recipient (in bytes, after encoding):
+:data:`UNSUBSCRIBE_URL_MARKER` and :data:`RECIPIENT_MARKER`. They are plain ASCII without
+``&``, ``<``, ``>`` or quotes, so neither Jinja's autoescaping nor css-inline changes them.
+"""
+
+from html import unescape as html_unescape
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import css_inline
+
+from ..models import Item, Section
+from ..templating import RenderedMail, render_mail
+from .periods import period_label
+from .plaintext import clean_line, cut, html_to_text, wrap
+
+UNSUBSCRIBE_URL_MARKER = "@@UNSUBSCRIBE_URL@@"
+RECIPIENT_MARKER = "@@RECIPIENT@@"
+MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER)
+
+SUMMARY_COLUMNS = 240  # display columns (a Japanese character is 2) of a summary cut
+TEXT_WIDTH = 72  # columns of the text part (RFC 3676 suggests under 78)
+SUBJECT_HEADLINE_COLUMNS = 60
+PREHEADER_COLUMNS = 140
+SECTION_TITLES = {Section.NEWS: "News", Section.OPENINGS: "Openings"}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One item as the reader sees it: plain text everywhere (templates escape the HTML)."""
+
+    title: str
+    link: str  # absolute http(s) URL, or "" when the stored link was not one
+    date: str
+    source: str
+    summary: str
+    details: str  # openings: "company · location · type" (the parts that are known)
+
+    def title_lines(self) -> list[str]:
+        """The title wrapped for the text part."""
+        return wrap(self.title, TEXT_WIDTH)
+
+    def summary_lines(self) -> list[str]:
+        """The summary wrapped for the text part."""
+        return wrap(self.summary, TEXT_WIDTH)
+
+    def details_lines(self) -> list[str]:
+        """The opening's details wrapped for the text part."""
+        return wrap(self.details, TEXT_WIDTH)
+
+
+@dataclass(frozen=True)
+class DigestSection:
+    """A section ("news" or "openings") with its title and its items, newest first."""
+
+    key: str
+    title: str
+    items: tuple[DigestItem, ...]
+
+
+def safe_link(url: str | None) -> str:
+    """Return ``url`` when it is an absolute http(s) URL, else "" (no javascript:, data: ...)."""
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    return url if parts.scheme.lower() in ("http", "https") and parts.netloc else ""
+
+
+def item_view(item: Item, tz: ZoneInfo) -> DigestItem:
+    """Return the reader's view of ``item``: text cleaned, summary cut, date in ``tz``."""
+    details = (item.company, item.location, item.job_type)
+    return DigestItem(
+        title=clean_line(html_unescape(item.title or "")),
+        link=safe_link(item.link),
+        date=format_date(item.published_at, tz),
+        source=cut(_source_name(item), 60),
+        summary=cut(html_to_text(item.summary_html), SUMMARY_COLUMNS),
+        details=" · ".join(clean_line(part) for part in details if part and part.strip()),
+    )
+
+
+def format_date(moment: datetime, tz: ZoneInfo) -> str:
+    """Return ``moment`` as a date in ``tz`` such as ``"5 Dec 2026"`` (no locale involved)."""
+    local = moment.astimezone(tz)
+    return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
+
+
+def _source_name(item: Item) -> str:
+    if item.source_name and item.source_name.strip():
+        return clean_line(item.source_name)
+    if item.feed is not None and item.feed.title:
+        return clean_line(item.feed.title)
+    return urlsplit(item.link or "").hostname or ""
+
+
+def sections_view(items: Mapping[str, Sequence[Item]], tz_name: str) -> list[DigestSection]:
+    """Return both sections in their fixed order (News, Openings), each possibly empty."""
+    tz = ZoneInfo(tz_name)
+    return [
+        DigestSection(key, SECTION_TITLES[key], tuple(item_view(i, tz) for i in items.get(key, ())))
+        for key in Section.ALL
+    ]
+
+
+def render_issue(
+    config: Mapping, *, number: int, period: str, sections: Sequence[DigestSection]
+) -> tuple[RenderedMail, str]:
+    """Render the digest triplet for an issue and inline its CSS (once per issue).
+
+    Args:
+        config: the app config (MAILER_NAME, MAILER_BASE_URL, MAILER_POSTAL_ADDRESS, ...).
+        number: the issue number (for the "view in browser" link /archive/<number>).
+        period: the ISO week, e.g. "2026-W49".
+        sections: from :func:`sections_view`.
+
+    Returns:
+        (mail, preheader): subject, text and HTML (CSS inlined), and the preheader text.
+        Needs an app context (templates).
+    """
+    base_url = config["MAILER_BASE_URL"].rstrip("/")
+    titles = [item.title for section in sections for item in section.items]
+    preheader = cut(" · ".join(titles[:4]), PREHEADER_COLUMNS) or "No new items this week"
+    mail = render_mail(
+        "digest",
+        newsletter=config["MAILER_NAME"],
+        label=period_label(period),
+        headline=cut(titles[0], SUBJECT_HEADLINE_COLUMNS) if titles else "",
+        preheader=preheader,
+        sections=sections,
+        base_url=base_url,
+        site_host=urlsplit(base_url).netloc,
+        archive_url=f"{base_url}/archive/{number}",
+        logo_url=safe_link(config.get("MAILER_LOGO_URL")),
+        logo_width=int(config.get("MAILER_LOGO_WIDTH", 160)),
+        logo_height=int(config.get("MAILER_LOGO_HEIGHT", 40)),
+        postal_address=clean_line(config.get("MAILER_POSTAL_ADDRESS", "")),
+        unsubscribe_url=UNSUBSCRIBE_URL_MARKER,
+        recipient=RECIPIENT_MARKER,
+        text_width=TEXT_WIDTH,
+        wrap=wrap,
+    )
+    html = inline_css(mail.html)
+    return RenderedMail(subject=mail.subject, text=mail.text, html=html), preheader
+
+
+def inline_css(html: str) -> str:
+    """Move the ``<style>`` rules into style attributes; keep only @media rules in a block.
+
+    Clients that drop ``<style>`` (or the whole head) still get every colour and size; the
+    kept block carries the phone layout and the dark-mode colours that cannot be inlined.
+    """
+    inliner = css_inline.CSSInliner(
+        keep_at_rules=True, minify_css=True, load_remote_stylesheets=False
+    )
+    return inliner.inline(html)
+
+
+def fill_web_version(text: str, base_url: str) -> str:
+    """Replace the per-recipient markers for the public web version (the archive page).
+
+    The unsubscribe link leads to the site's front page ``{base_url}/`` (no one's token is
+    public) and the recipient is "you".
+    """
+    base_url = base_url.rstrip("/")
+    return text.replace(UNSUBSCRIBE_URL_MARKER, f"{base_url}/").replace(RECIPIENT_MARKER, "you")
+
+
+def web_parts(html: str) -> tuple[str, str]:
+    """Split a stored issue's HTML into (its kept @media CSS, the inner HTML of its body)."""
+    body = _BODY.search(html)
+    styles = "\n".join(_STYLE.findall(html))
+    return styles, body.group(1) if body else html

@@ -1,0 +1,58 @@
+"""Service functions of the subscriptions room: what views, commands, admin, delivery and the
+scheduler call. They take a session and raise domain errors (:mod:`.errors`), never HTTP ones.
+
+The work lives in :mod:`.signup` (web signup), :mod:`.links` (confirm/unsubscribe links),
+:mod:`.operators` (add, import), :mod:`.lifecycle` (unsubscribe, erase, bounce, purge); this
+module re-exports them so that callers need only ``subscriptions.service``.
+"""
+
+from .addresses import normalize_email
+from .lifecycle import erase_subscriber, mark_bounced, purge_stale_pending, unsubscribe_subscriber
+from .links import (
+    ALREADY,
+    DONE,
+    ERASED,
+    EXPIRED,
+    GONE,
+    LEFT,
+    LIMITED,
+    READY,
+    RESENT,
+    TokenPage,
+    confirm_by_token,
+    erase_by_token,
+    inspect_confirm_token,
+    inspect_unsubscribe_token,
+    unsubscribe_by_token,
+)
+from .operators import ImportReport, add_subscriber, import_csv
+from .signup import SignupResult, Visitor, request_subscription
+
+__all__ = [
+    "ALREADY",
+    "DONE",
+    "ERASED",
+    "EXPIRED",
+    "GONE",
+    "LEFT",
+    "LIMITED",
+    "READY",
+    "RESENT",
+    "ImportReport",
+    "SignupResult",
+    "TokenPage",
+    "Visitor",
+    "add_subscriber",
+    "confirm_by_token",
+    "erase_by_token",
+    "erase_subscriber",
+    "import_csv",
+    "inspect_confirm_token",
+    "inspect_unsubscribe_token",
+    "mark_bounced",
+    "normalize_email",
+    "purge_stale_pending",
+    "request_subscription",
+    "unsubscribe_by_token",
+    "unsubscribe_subscriber",
+]

@@ -1,0 +1,163 @@
+"""`make run` as a newcomer uses it: start the dev server, see the site, send a digest, stop it.
+
+Starts ``python -m mailer.devserver`` (what ``make run`` runs after installing) as a process on
+free ports with its instance folder in a temporary directory, and stops it with SIGINT (Ctrl-C).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.smtpd import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.nodb]
+ROOT = Path(__file__).resolve().parents[2]
+HANG_GUARD = 180.0  # seconds; only stops a hung run, never a timing assertion
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+    except OSError:
+        return 0, ""
+
+
+def _post_json(url: str, payload: dict) -> int:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _wait_for(predicate, what: str, log: Path):
+    deadline = time.monotonic() + HANG_GUARD
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"gave up waiting for {what}; dev server output:\n{log.read_text()}")
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def dev_env(tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILER_", "DATABASE_URL"))}
+    web_port, smtp_port = free_port(), free_port()
+    env.update(
+        FLASK_DEBUG="1",
+        MAILER_INSTANCE_DIR=str(tmp_path / "instance"),
+        MAILER_DEV_PORT=str(web_port),
+        MAILER_DEV_SMTP_PORT=str(smtp_port),
+        # What a developer's second terminal needs to reach the same catcher and links.
+        MAILER_SMTP_HOST="127.0.0.1",
+        MAILER_SMTP_PORT=str(smtp_port),
+        MAILER_BASE_URL=f"http://127.0.0.1:{web_port}",
+        MAILER_SENDER_INTERVAL="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _flask(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+    )
+    assert result.returncode == 0, f"flask {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def test_make_run_serves_the_site_and_catches_a_digest(dev_env, tmp_path):
+    base = dev_env["MAILER_BASE_URL"]
+    mailbox = Path(dev_env["MAILER_INSTANCE_DIR"]) / "mailbox"
+    log = tmp_path / "devserver.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mailer.devserver"],
+            cwd=ROOT,
+            env=dev_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for(lambda: _get(f"{base}/healthz")[0] == 200, "/healthz", log)
+        status, page = _get(f"{base}/")
+        assert status == 200 and "<form" in page, "the signup page"
+
+        # The worker is running: a signup's confirmation mail is sent by its sender loop.
+        assert _post_json(f"{base}/subscribe", {"email": "newcomer@example.com"}) < 300
+        _wait_for(
+            lambda: any(b"newcomer@example.com" in p.read_bytes() for p in mailbox.glob("*.eml")),
+            "the confirmation mail in the mailbox",
+            log,
+        )
+
+        # A digest built and sent from a second terminal lands in the mailbox too.
+        _flask(dev_env, "subscribers", "add", "reader@example.com", "--confirmed")
+        _flask(dev_env, "digest", "build", "--force")
+        _flask(dev_env, "digest", "send")
+        digests = [p for p in mailbox.glob("*.eml") if b"reader@example.com" in p.read_bytes()]
+        assert digests, f"no digest in {mailbox}: {sorted(p.name for p in mailbox.iterdir())}"
+        status, listing = _get(f"{base}/dev/mailbox")
+        assert status == 200 and f"/dev/mailbox/{digests[0].name}" in listing
+        status, shown = _get(f"{base}/dev/mailbox/{digests[0].name}")
+        assert status == 200 and "List-Unsubscribe" in shown
+
+        children = _descendants(server.pid)
+        assert len(children) >= 2, "the web app and the worker run as child processes"
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=HANG_GUARD) == 0, log.read_text()
+        _wait_for(lambda: not any(_alive(pid) for pid in children), "the children to exit", log)
+        assert _get(f"{base}/healthz")[0] == 0, "nothing answers on the web port any more"
+    finally:
+        for pid in [server.pid, *_descendants(server.pid)]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        server.wait()
