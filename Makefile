@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint format lint-email clean
+.PHONY: run test bench lint format lint-email clean migration
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 ## make bench: benchmarks (not part of the tests); results in bench/results/
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## make migration: rewrite the initial migration from mailer/models.py (needs PostgreSQL)
+migration: $(STAMP)
+	PYTHON=$(BIN)/python scripts/regen_migration.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

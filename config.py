@@ -112,6 +112,9 @@ class Config:
         # Subscriptions and abuse protection
         self.MAILER_CHECK_DELIVERABILITY = env_bool("MAILER_CHECK_DELIVERABILITY", not debug)
         self.MAILER_DNS_TIMEOUT = env_float("MAILER_DNS_TIMEOUT", 3.0)
+        # Resolvers for `deliverability check` ("IP" or "IP#PORT", comma-separated); empty:
+        # the system's (/etc/resolv.conf).
+        self.MAILER_DNS_NAMESERVERS = env_str("MAILER_DNS_NAMESERVERS", "")
         self.MAILER_ALLOW_SMTPUTF8 = env_bool("MAILER_ALLOW_SMTPUTF8", False)
         self.MAILER_CONFIRM_MAX_AGE = env_int("MAILER_CONFIRM_MAX_AGE", 7 * 24 * 3600)
         self.MAILER_SIGNUP_RATE_LIMIT = env_str("MAILER_SIGNUP_RATE_LIMIT", "10/minute;100/day")

@@ -178,6 +178,7 @@ def _banner(settings: DevSettings) -> None:
 def main() -> int:
     """Prepare the database and run the development services until Ctrl-C; return a code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devserver %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per connection
     os.environ.setdefault("FLASK_DEBUG", "1")
     os.environ.setdefault("MAILER_DEMO_FEED", "1")
     from . import create_app
@@ -189,7 +190,10 @@ def main() -> int:
         reload=app.config["MAILER_DEV_RELOAD"],
         mailbox=Path(app.instance_path) / "mailbox",
     )
-    for name, port in (("MAILER_DEV_PORT", settings.web_port), ("MAILER_DEV_SMTP_PORT", settings.smtp_port)):
+    for name, port in (
+        ("MAILER_DEV_PORT", settings.web_port),
+        ("MAILER_DEV_SMTP_PORT", settings.smtp_port),
+    ):
         if not _port_free(port):
             log.error("port %s is in use: stop what uses it or set %s", port, name)
             return 1

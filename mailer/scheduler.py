@@ -31,8 +31,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import clock
+from .content.feeds import refresh_all
+from .delivery.engine import send_pending, start_issue
+from .digest.build import build_issue
+from .digest.periods import period_for
 from .extensions import db
 from .models import Issue, IssueStatus, JobEvent
+from .subscriptions.service import purge_stale_pending
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +154,6 @@ def check_last_week(session: Session, config: Mapping, now: datetime) -> CatchUp
     time; later than that it is a missed week: logged, and recorded once per period as a
     ``JobEvent(kind="missed_week")`` for the dashboard (added to ``session``, not committed).
     """
-    from .digest.periods import period_for
-
     scheduled = last_weekly_time(config, now)
     period = period_for(scheduled, config["MAILER_TIMEZONE"])
     issue = session.scalar(select(Issue).where(Issue.period == period))
@@ -172,7 +175,9 @@ def _record_missed_week(session: Session, period: str, scheduled: datetime, now:
     )
     log.warning("missed week: %s", message)
     already = session.scalar(
-        select(JobEvent.id).where(JobEvent.kind == "missed_week", JobEvent.message.like(f"{period}:%"))
+        select(JobEvent.id).where(
+            JobEvent.kind == "missed_week", JobEvent.message.like(f"{period}:%")
+        )
     )
     if already is None:
         session.add(JobEvent(kind="missed_week", message=message))
@@ -193,57 +198,63 @@ def catch_up(app: Flask, scheduler: BlockingScheduler) -> CatchUp:
 
 
 def weekly_digest_job(app: Flask) -> None:
-    """Build the last scheduled period's issue (idempotent), queue it and send it."""
-    from .delivery.engine import send_pending
-    from .delivery.queue import enqueue_issue
-    from .delivery.states import change_issue_status
-    from .digest.build import build_issue
-    from .digest.periods import period_for
+    """Build the last scheduled period's issue (idempotent), queue it and send it.
 
+    An issue that already left "draft" is not started again (an operator may have paused
+    or cancelled it); the sender loop goes on with one that is sending.
+    """
     with app.app_context():
         scheduled = last_weekly_time(app.config, clock.now())
         period = period_for(scheduled, app.config["MAILER_TIMEZONE"])
         issue = build_issue(db.session, period=period)
         if issue is None:
-            log.info("weekly digest: no new items for %s, no issue", period)
+            log.info("weekly digest: no new items for %s, so no issue", period)
             return
-        if issue.status == IssueStatus.DRAFT:
-            queued = enqueue_issue(db.session, issue)
-            change_issue_status(db.session, issue, "start")
-            db.session.commit()
-            log.info("weekly digest: issue %s (%s) queued for %d", issue.number, period, queued)
+        if issue.status != IssueStatus.DRAFT:
+            log.info("weekly digest: issue %s of %s is %s", issue.number, period, issue.status)
+            return
+        issue, queued = start_issue(db.session, issue.number)
         number = issue.number
-    send_pending(app, issue_number=number)
+        log.info("weekly digest: issue %s of %s queued for %d subscribers", number, period, queued)
+    _log_summary(send_pending(app, issue_number=number))
 
 
 def feed_refresh_job(app: Flask) -> None:
     """Refresh every feed; one broken feed is recorded on its row and the others go on."""
-    from .content.feeds import refresh_all
-
     with app.app_context():
         results = refresh_all(db.session)
-    failed = [r for r in results if r.error]
     log.info(
         "feed refresh: %d feeds, %d new items, %d failed",
         len(results),
         sum(r.new_items for r in results),
-        len(failed),
+        sum(1 for r in results if r.error),
     )
 
 
 def sender_job(app: Flask) -> None:
     """Send what is due: queued and deferred deliveries and transactional mails."""
-    from .delivery.engine import send_pending
+    _log_summary(send_pending(app))
 
-    summary = send_pending(app)
-    log.debug("sender loop: %s", summary)
+
+def _log_summary(summary) -> None:
+    if summary.busy:
+        return  # another job of this process is sending; it drains the same queue
+    if summary.sent or summary.failed or summary.deferred or summary.transactional_sent:
+        log.info(
+            "sent %d, deferred %d, failed %d deliveries; %d transactional mails",
+            summary.sent,
+            summary.deferred,
+            summary.failed,
+            summary.transactional_sent,
+        )
+    for error in summary.errors:
+        log.warning("sender: %s", error)
 
 
 def purge_pending_job(app: Flask) -> None:
     """Delete pending signups older than MAILER_PENDING_PURGE_DAYS days (never confirmed)."""
-    from .subscriptions.service import purge_stale_pending
-
     with app.app_context():
         purged = purge_stale_pending(db.session, int(app.config["MAILER_PENDING_PURGE_DAYS"]))
         db.session.commit()
-    log.info("purged %s stale pending signups", purged)
+    if purged:
+        log.info("purged %d stale pending signups", purged)

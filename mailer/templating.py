@@ -51,6 +51,6 @@ def one_line(text: str) -> str:
 
 
 def tidy_text(text: str) -> str:
-    """Drop trailing spaces (not the one of "-- "), squeeze blank-line runs to one blank line, end with a newline."""
+    """Drop trailing spaces (not the one of "-- "), squeeze blank lines, end with a newline."""
     text = _TRAILING_SPACE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     return _BLANK_RUN.sub("\n\n", text).strip("\n") + "\n"

@@ -140,7 +140,10 @@ def test_refusals_carry_a_clear_message(typed, message_part):
 def test_normalized_form_lowercases_the_domain_and_keeps_the_local_part():
     assert (
         normalize_email(
-            " Jane.Doe@EXAMPLE.Com ", check_deliverability=False, allow_smtputf8=False, dns_timeout=1
+            " Jane.Doe@EXAMPLE.Com ",
+            check_deliverability=False,
+            allow_smtputf8=False,
+            dns_timeout=1,
         )
         == "Jane.Doe@example.com"
     )
@@ -282,8 +285,9 @@ def test_corpora_through_the_form_no_500_and_nothing_stored_for_refusals(
     assert 0 < stored <= accepted
     assert stored == len(
         {
-            normalize_email(a, check_deliverability=False, allow_smtputf8=False, dns_timeout=1)
-            .lower()
+            normalize_email(
+                a, check_deliverability=False, allow_smtputf8=False, dns_timeout=1
+            ).lower()
             for a, ok in cases
             if ok
         }

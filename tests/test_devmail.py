@@ -48,10 +48,14 @@ def _send(catcher: MailCatcher, message: EmailMessage, rcpts: list[str]) -> None
 def test_catcher_stores_each_message_as_an_eml_file(catcher, mailbox):
     first = _message("第1号 Tokyo news", "a@example.com", "Mon, 30 Nov 2026 08:00:00 +0900")
     _send(catcher, first, ["a@example.com"])
-    _send(catcher, _message("Second", "b@example.com", "Mon, 30 Nov 2026 08:00:05 +0900"), [
-        "b@example.com",
-        "c@example.com",
-    ])
+    _send(
+        catcher,
+        _message("Second", "b@example.com", "Mon, 30 Nov 2026 08:00:05 +0900"),
+        [
+            "b@example.com",
+            "c@example.com",
+        ],
+    )
 
     files = sorted(mailbox.glob("*.eml"))
     assert len(files) == 2
@@ -84,12 +88,16 @@ def debug_client(tmp_path):
 
 
 def test_dev_mailbox_lists_and_shows_caught_messages(catcher, mailbox, debug_client):
-    _send(catcher, _message("Issue 1: 東京", "a@example.com", "Mon, 30 Nov 2026 08:00:00 +0900"), [
-        "a@example.com"
-    ])
-    _send(catcher, _message("Issue 2", "z@example.com", "Mon, 07 Dec 2026 08:00:00 +0900"), [
-        "z@example.com"
-    ])
+    _send(
+        catcher,
+        _message("Issue 1: 東京", "a@example.com", "Mon, 30 Nov 2026 08:00:00 +0900"),
+        ["a@example.com"],
+    )
+    _send(
+        catcher,
+        _message("Issue 2", "z@example.com", "Mon, 07 Dec 2026 08:00:00 +0900"),
+        ["z@example.com"],
+    )
     newest, oldest = (s.name for s in list_messages(mailbox))
 
     listing = debug_client.get("/dev/mailbox")
@@ -123,7 +131,11 @@ def test_dev_mailbox_lists_and_shows_caught_messages(catcher, mailbox, debug_cli
 
 def test_dev_mailbox_answers_404_for_unknown_names(debug_client, catcher):
     assert debug_client.get("/dev/mailbox").status_code == 200
-    for path in ("/dev/mailbox/nope.eml", "/dev/mailbox/..%2F..%2Fconfig.py", "/dev/mailbox/x/html"):
+    for path in (
+        "/dev/mailbox/nope.eml",
+        "/dev/mailbox/..%2F..%2Fconfig.py",
+        "/dev/mailbox/x/html",
+    ):
         assert debug_client.get(path).status_code == 404
 
 

@@ -127,9 +127,7 @@ def test_no_new_items_makes_no_issue_unless_forced(session, make_item):
     assert forced.subject == "News and openings in Japan — Week 49, 2026"
 
 
-def test_per_section_cap_newest_first_leftovers_wait_for_the_next_issue(
-    app, session, make_item
-):
+def test_per_section_cap_newest_first_leftovers_wait_for_the_next_issue(app, session, make_item):
     app.config["MAILER_DIGEST_ITEMS_PER_SECTION"] = 3
     same_time = datetime(2026, 11, 30, tzinfo=UTC)
     old = make_item(title="Published years ago", published_at=datetime(2019, 1, 1, tzinfo=UTC))
@@ -189,7 +187,6 @@ def test_a_concurrent_build_of_the_same_period_returns_the_winners_issue(
     issue = build.build_issue(session, period="2026-W49")
 
     ours = [found for real_session, found in lookups if real_session is session()]
-    print(lookups, session())
     assert len(ours) == 2  # our INSERT failed (IntegrityError), so we looked again
     assert winner["id"] > 0 and issue.id == winner["id"]
     assert count_issues(session) == 1

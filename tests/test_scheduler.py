@@ -109,7 +109,9 @@ def test_digest_day_names_in_any_case(day):
 
 @pytest.mark.nodb
 def test_other_day_and_time():
-    trigger = schedule.weekly_trigger(_config(MAILER_DIGEST_DAY="friday", MAILER_DIGEST_TIME="17:30"))
+    trigger = schedule.weekly_trigger(
+        _config(MAILER_DIGEST_DAY="friday", MAILER_DIGEST_TIME="17:30")
+    )
     fire = trigger.get_next_fire_time(None, MONDAY_0800)
     assert fire == datetime(2026, 12, 4, 17, 30, tzinfo=JST)
 
@@ -226,7 +228,11 @@ def test_worker_started_two_days_late_logs_a_missed_week_and_sends_nothing(
 
 @pytest.mark.parametrize(
     ("late", "action"),
-    [(timedelta(0), "run"), (timedelta(hours=5, minutes=59), "run"), (timedelta(hours=6, minutes=1), "missed")],
+    [
+        (timedelta(0), "run"),
+        (timedelta(hours=5, minutes=59), "run"),
+        (timedelta(hours=6, minutes=1), "missed"),
+    ],
 )
 def test_grace_period_boundary(app, session, late, action):
     decision = schedule.check_last_week(session, app.config, MONDAY_0800 + late)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mailer import clock
-from mailer.models import ConsentEvent, SubscriberStatus, TransactionalMail
+from mailer.models import ConsentEvent, Subscriber, SubscriberStatus, TransactionalMail
 from mailer.subscriptions.tokens import make_unsubscribe_token
 from tests.support.signup import (
     confirm_path,
@@ -111,15 +111,23 @@ def test_same_answer_for_new_pending_confirmed_and_unsubscribed(app, client, ses
     signup(client, "pending@example.com")
     advance(minutes=1)
     answers = set()
-    for email in ("new@example.com", "pending@example.com", "confirmed@example.com",
-                  "left@example.com"):  # fmt: skip
+    for email in (
+        "new@example.com",
+        "pending@example.com",
+        "confirmed@example.com",
+        "left@example.com",
+    ):
         html_answer = signup(client, email)
         json_answer = client.post(
             "/subscribe", json={"email": email}, headers={"Accept": "application/json"}
         )
         answers.add(
-            (html_answer.status_code, html_answer.get_data(), json_answer.status_code,
-             json_answer.get_data())  # fmt: skip
+            (
+                html_answer.status_code,
+                html_answer.get_data(),
+                json_answer.status_code,
+                json_answer.get_data(),
+            )
         )
     assert len(answers) == 1
     (html_status, _, json_status, json_body) = answers.pop()
@@ -186,8 +194,13 @@ def test_hourly_cap_keeps_signups_and_queues_their_mail_for_a_later_hour(app, cl
     assert session.query(TransactionalMail).count() == 5
     planned = [m.next_attempt_at for m in confirmation_mails(session)]
     now = T0 + timedelta(minutes=30)
-    assert planned == [now, now, T0 + timedelta(hours=1), T0 + timedelta(hours=1),
-                       T0 + timedelta(hours=2)]  # fmt: skip
+    assert planned == [
+        now,
+        now,
+        T0 + timedelta(hours=1),
+        T0 + timedelta(hours=1),
+        T0 + timedelta(hours=2),
+    ]
     for n in range(5):
         assert subscriber(session, f"cap{n}@example.com").status == "pending"
 
@@ -254,10 +267,19 @@ def test_altered_or_cross_used_tokens_get_a_4xx_page_and_change_nothing(app, cli
     confirm = confirm_path(session, "t@example.com")
     unsubscribe = unsubscribe_path(app, sub)
     before = snapshot(session)
-    wrong_purpose = [confirm.replace("/confirm/", "/unsubscribe/"),
-                     unsubscribe.replace("/unsubscribe/", "/confirm/")]  # fmt: skip
-    altered = [unsubscribe[:-2], unsubscribe + "x", confirm[:-3] + "abc", "/confirm/%00",
-               "/unsubscribe/" + "A" * 5000, "/confirm/..", "/unsubscribe/a.b.c"]  # fmt: skip
+    wrong_purpose = [
+        confirm.replace("/confirm/", "/unsubscribe/"),
+        unsubscribe.replace("/unsubscribe/", "/confirm/"),
+    ]
+    altered = [
+        unsubscribe[:-2],
+        unsubscribe + "x",
+        confirm[:-3] + "abc",
+        "/confirm/%00",
+        "/unsubscribe/" + "A" * 5000,
+        "/confirm/..",
+        "/unsubscribe/a.b.c",
+    ]
     for path in wrong_purpose + altered:
         for response in (client.get(path), client.post(path), client.head(path)):
             assert 400 <= response.status_code < 500, (path, response.status_code)
@@ -281,8 +303,10 @@ def test_unsubscribe_page_shows_button_and_erase_option_and_changes_nothing(app,
 @pytest.mark.parametrize(
     "body",
     [
-        {"data": "List-Unsubscribe=One-Click",
-         "content_type": "application/x-www-form-urlencoded"},  # fmt: skip
+        {
+            "data": "List-Unsubscribe=One-Click",
+            "content_type": "application/x-www-form-urlencoded",
+        },
         {"data": {"List-Unsubscribe": "One-Click"}, "content_type": "multipart/form-data"},
         {},
     ],
@@ -296,7 +320,7 @@ def test_one_click_post_unsubscribes_with_200_no_redirect_no_cookie(app, session
     sub = subscriber(session, "oc@example.com")
     path = unsubscribe_path(app, sub)
     fresh = app.test_client(use_cookies=False)  # what a mailbox provider sends: no cookies
-    for attempt in range(2):
+    for _ in range(2):  # idempotent
         response = fresh.post(path, **body)
         assert response.status_code == 200
         assert "Location" not in response.headers and "Set-Cookie" not in response.headers
@@ -332,8 +356,12 @@ def test_resubscribing_after_leaving_is_double_opt_in_again_and_old_links_do_not
     assert client.post(old_unsubscribe).status_code == 410
     assert subscriber(session, "back@example.com").status == "confirmed"
     assert events(session, sub.id) == [
-        "signup_requested", "confirmed", "unsubscribed", "resubscribe_requested", "confirmed"
-    ]  # fmt: skip
+        "signup_requested",
+        "confirmed",
+        "unsubscribed",
+        "resubscribe_requested",
+        "confirmed",
+    ]
 
 
 def test_confirm_link_of_someone_who_left_cannot_bring_them_back(app, client, session):
@@ -354,3 +382,13 @@ def test_admin_test_copy_link_explains_and_changes_nothing(client, session):
         assert response.status_code == 200
         assert "test copy" in response.get_data(as_text=True)
     assert snapshot(session) == before
+
+
+def test_internationalized_address_with_smtputf8_on_is_one_row_whatever_its_case(
+    app, client, session
+):
+    app.config["MAILER_ALLOW_SMTPUTF8"] = True
+    for typed in ("Ärger@example.com", "Ärger@Example.com"):
+        assert signup(client, typed).status_code == 200
+    (row,) = session.query(Subscriber).all()
+    assert row.email == "Ärger@example.com"

@@ -83,4 +83,6 @@ def test_unsubscribe_tokens_are_url_safe_and_differ_per_subscriber_and_version()
     made = {tokens.make_unsubscribe_token(KEY, sid, ver) for sid in (1, 2) for ver in (1, 2)}
     assert len(made) == 4
     for token in made:
-        assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+        assert set(token) <= set(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+        )

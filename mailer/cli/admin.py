@@ -8,6 +8,7 @@ The password is never a command-line argument (it would stay in the shell histor
 import sys
 
 import click
+from flask.cli import with_appcontext
 
 from ..admin.accounts import MIN_PASSWORD_LENGTH, AdminAccountError, create_admin, set_password
 from ..extensions import db
@@ -20,7 +21,7 @@ def _read_password() -> str:
             hide_input=True,
             confirmation_prompt=True,
         )
-    line = click.get_text_stream("stdin").readline()
+    line = sys.stdin.readline()
     return line.rstrip("\r\n")
 
 
@@ -31,6 +32,7 @@ def _read_password() -> str:
     is_flag=True,
     help="Set a new password for an existing admin instead of adding one.",
 )
+@with_appcontext
 def create_admin_command(email: str, reset_password: bool) -> None:
     """Add an admin who signs in at /admin with EMAIL and a password read from the prompt
     (hidden, asked twice) or from the first line of standard input."""

@@ -5,22 +5,17 @@ import signal
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from .. import clock
 from .. import scheduler as schedule
+from ..delivery.engine import stop_sending
 
 log = logging.getLogger("mailer.worker")
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM so that the scheduler stops like on Ctrl-C."""
-
-
-def _on_sigterm(signum, frame):
-    raise _Stop
-
-
 @click.command("worker")
+@with_appcontext
 @click.option("--list-jobs", is_flag=True, help="Print the jobs and their next run; exit.")
 def worker_command(list_jobs: bool) -> None:
     """Run the worker's scheduler in the foreground; Ctrl-C or SIGTERM stops it.
@@ -37,16 +32,25 @@ def worker_command(list_jobs: bool) -> None:
         _print_jobs(scheduler)
         return
     decision = schedule.catch_up(app, scheduler)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    _stop_on_signals(scheduler)
     log.info("worker started; last weekly digest: %s (%s)", decision.period, decision.action)
-    try:
-        scheduler.start()
-    except (KeyboardInterrupt, _Stop):
-        log.info("stopping: waiting for running jobs to finish")
-    finally:
+    scheduler.start()  # returns once a signal stopped it
+    log.info("worker stopped; a job still running finishes before the process exits")
+
+
+def _stop_on_signals(scheduler) -> None:
+    # Shut the scheduler down from the handler rather than raising: an exception raised in the
+    # main thread while APScheduler submits a job is caught and logged by it, and the loop
+    # would go on. No new job starts after this; a running send stops after the message in
+    # flight (the rest stays queued), and the executor's threads are joined at exit.
+    def stop(signum, _frame):
         if scheduler.running:
-            scheduler.shutdown(wait=True)
-    log.info("worker stopped")
+            log.info("%s received: stopping", signal.Signals(signum).name)
+            stop_sending()
+            scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _print_jobs(scheduler) -> None:
@@ -62,5 +66,6 @@ def _configure_logging() -> None:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s"
         )
-    # APScheduler logs every run at INFO; the sender loop runs every few seconds.
-    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+    # APScheduler logs each job added and each run at INFO, and the sender loop runs every few
+    # seconds; its warnings and errors (a job raised, a run was missed) still show.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -220,7 +220,7 @@ def _refresh(session, feed: Feed, started: datetime) -> RefreshResult:
     if parsed.entry_count and not report.usable:
         return _failed(feed, _nothing_usable(parsed, report), started)
     feed.title = parsed.title or feed.title
-    feed.site_url = parsed.site_url if parsed.site_url and len(parsed.site_url) <= 2048 else None
+    feed.site_url = _clip(parsed.site_url, MAX_URL_CHARS) or feed.site_url
     feed.etag, feed.last_modified = _clip(fetched.etag, 512), _clip(fetched.last_modified, 128)
     _succeeded(feed, started)
     return _result(feed.id, parsed, report)

@@ -17,20 +17,20 @@ POLICY = policy.default.clone(
 )
 
 
-def text_part(subtype: str, text: str) -> MIMEPart:
-    """Return a text/``subtype`` part, UTF-8, quoted-printable."""
+def text_part(subtype: str, text: str, cte: str) -> MIMEPart:
+    """Return a text/``subtype`` part, UTF-8, ``cte`` "quoted-printable" or "base64"."""
     part = MIMEPart(policy=POLICY)
-    part.set_content(text, subtype=subtype, charset="utf-8", cte="quoted-printable")
+    part.set_content(text, subtype=subtype, charset="utf-8", cte=cte)
     return part
 
 
-def assemble(headers: list[tuple[str, str]], parts: list[tuple[str, str]], boundary: str):
+def assemble(headers: list[tuple[str, str]], parts: list[tuple[str, str, str]], boundary: str):
     """Return the message bytes: ``headers`` in order, then the body.
 
     Args:
         headers: (name, folded value) pairs, values with CRLF + space folding.
-        parts: (subtype, text) pairs; two or more make a multipart/alternative with
-            ``boundary``, one makes a single text part.
+        parts: (subtype, text, cte) triples; two or more make a multipart/alternative
+            with ``boundary``, one makes a single text part.
 
     Returns:
         bytes with CRLF line ends.
@@ -39,10 +39,10 @@ def assemble(headers: list[tuple[str, str]], parts: list[tuple[str, str]], bound
     for name, value in headers:
         root.set_raw(name, value)
     if len(parts) == 1:
-        subtype, text = parts[0]
-        root.set_content(text, subtype=subtype, charset="utf-8", cte="quoted-printable")
+        subtype, text, cte = parts[0]
+        root.set_content(text, subtype=subtype, charset="utf-8", cte=cte)
         return root.as_bytes(policy=POLICY)
     root.set_raw("Content-Type", f'multipart/alternative;{FOLD}boundary="{boundary}"')
-    for subtype, text in parts:
-        root.attach(text_part(subtype, text))
+    for subtype, text, cte in parts:
+        root.attach(text_part(subtype, text, cte))
     return root.as_bytes(policy=POLICY)

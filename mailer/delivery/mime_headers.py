@@ -21,7 +21,10 @@ from datetime import UTC, datetime
 from email.header import Header
 from email.utils import format_datetime, parseaddr
 
+from .. import clock
+
 FOLD = "\r\n "
+ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058 §3.1
 # RFC 5322 §2.1.1: SHOULD be no more than 78 characters, MUST be no more than 998.
 SOFT_LIMIT = 78
 HARD_LIMIT = 998
@@ -196,6 +199,39 @@ def message_id(issue_id: int, subscriber_id: int, from_domain: str) -> str:
     Message-ID and a bounce quoting it names the delivery. Brackets included.
     """
     return f"<issue-{int(issue_id)}.sub-{int(subscriber_id)}@{from_domain}>"
+
+
+def issue_date(issue) -> datetime:
+    """Return the Date of an issue's messages: send start, else creation, else now (UTC).
+
+    Fixed per issue, so that every copy (and a re-sent one) carries the same Date.
+    """
+    return issue.send_started_at or issue.created_at or clock.now()
+
+
+def issue_boundary(issue) -> str:
+    """Return the multipart boundary of an issue's messages (derived from its id and number)."""
+    return boundary_for(f"issue-{issue.id}-{issue.number}")
+
+
+def digest_headers(config, *, to, subject, date, msgid, unsubscribe_url) -> list[tuple[str, str]]:
+    """Return a digest message's headers in order, as (name, folded value) pairs.
+
+    From, To, Subject, Date, Message-ID, MIME-Version, List-Id (RFC 2919), List-Unsubscribe
+    (RFC 2369, https first) and List-Unsubscribe-Post (RFC 8058 §3.1); exactly one each.
+    """
+    mailto = config.get("MAILER_UNSUBSCRIBE_MAILTO", "")
+    return [
+        ("From", from_value(config)),
+        ("To", address_value(to)),
+        ("Subject", text_value("Subject", subject)),
+        ("Date", date_value(date)),
+        ("Message-ID", msgid),
+        ("MIME-Version", "1.0"),
+        ("List-Id", list_id_value(config)),
+        ("List-Unsubscribe", list_unsubscribe_value(unsubscribe_url, mailto)),
+        ("List-Unsubscribe-Post", ONE_CLICK),
+    ]
 
 
 def boundary_for(key: str) -> str:

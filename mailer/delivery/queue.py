@@ -57,11 +57,12 @@ def enqueue_issue(session: Session, issue: Issue) -> int:
     )
     columns = ["issue_id", "subscriber_id", "status", "attempts", "created_at"]
     statement = (
-        _INSERTS[dialect](Delivery)
+        _INSERTS[dialect](Delivery.__table__)
         .from_select(columns, rows)
         .on_conflict_do_nothing(index_elements=["issue_id", "subscriber_id"])
     )
-    return session.execute(statement).rowcount
+    # preserve_rowcount: SQLAlchemy only keeps the rowcount of an INSERT when asked to.
+    return session.execute(statement.execution_options(preserve_rowcount=True)).rowcount
 
 
 def has_deliveries(conn: Connection | Session, issue_id: int) -> bool:

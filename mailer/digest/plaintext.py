@@ -22,7 +22,9 @@ _BREAKING = frozenset(
      "dd", "dt", "img"}
 )  # fmt: skip
 # Closing punctuation that must not start a line (Japanese line-breaking rules, JIS X 4051).
-_NO_LINE_START = frozenset("、。，．,.)）」』】〕〉》!！?？:：;；ー・…％%々ぁぃぅぇぉっゃゅょァィゥェォッャュョ")
+_NO_LINE_START = frozenset(
+    "、。，．,.)）」』】〕〉》!！?？:：;；ー・…％%々ぁぃぅぇぉっゃゅょァィゥェォッャュョ"
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029\ufeff]")
 _URL = re.compile(r"^(?:https?://|mailto:)", re.IGNORECASE)
 ELLIPSIS = "…"
@@ -122,19 +124,37 @@ def _is_wide(char: str) -> bool:
     return bool(char) and char_width(char) == 2
 
 
-def _units(text: str) -> list[tuple[str, bool]]:
-    """Split text into unbreakable units, each with "a space stood before it"."""
+def _units(text: str, room: int) -> list[tuple[str, bool]]:
+    """Split text into unbreakable units, each with "a space stood before it".
+
+    A URL stays whole whatever its length; any other run longer than a line is no word a
+    reader would want kept whole (a hash, a row of dashes), so it is cut into line-wide
+    pieces rather than making a line that mail transports may refuse (RFC 5322 §2.1.1).
+    """
     units: list[tuple[str, bool]] = []
     for word in text.split():
-        if _URL.match(word) or not any(_is_wide(c) for c in word):
+        if _URL.match(word):
             units.append((word, True))
             continue
-        first = True
         # A wide character is a unit of its own; a run of narrow ones ("Python") stays whole.
-        for piece in _split_wide(word):
-            units.append((piece, first))
-            first = False
+        pieces = _split_wide(word) if any(_is_wide(c) for c in word) else [word]
+        chunks = [chunk for piece in pieces for chunk in _chunk(piece, room)]
+        units.extend((chunk, index == 0) for index, chunk in enumerate(chunks))
     return units
+
+
+def _chunk(piece: str, room: int) -> list[str]:
+    if display_width(piece) <= room:
+        return [piece]
+    chunks, current, used = [], "", 0
+    for char in piece:
+        size = char_width(char)
+        if used + size > room and current:
+            chunks.append(current)
+            current, used = "", 0
+        current += char
+        used += size
+    return [*chunks, current]
 
 
 def _split_wide(word: str) -> list[str]:
@@ -153,13 +173,14 @@ def _split_wide(word: str) -> list[str]:
 def wrap(text: str, width: int = 72, indent: str = "") -> list[str]:
     """Wrap ``text`` into lines of at most ``width`` display columns (``indent`` included).
 
-    Words and URLs are never split (a longer one gets a line of its own); Japanese text may
-    break between characters, but closing punctuation never starts a line (JIS X 4051).
+    Words and URLs are never split (a URL longer than a line gets a line of its own; a
+    non-URL run longer than a line is cut into line-wide pieces); Japanese text may break
+    between characters, but closing punctuation never starts a line (JIS X 4051).
     """
     lines: list[str] = []
     line, used = "", 0
     room = max(1, width - display_width(indent))
-    for unit, spaced in _units(clean_line(text)):
+    for unit, spaced in _units(clean_line(text), room):
         gap = 1 if spaced and line else 0
         size = display_width(unit)
         fits = used + gap + size <= room

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from ..models import Issue, Section
 from .render import MARKERS, SECTION_TITLES, UNSUBSCRIBE_URL_MARKER
-from .spamcheck import SpamCheckError, spam_score, spamassassin_path
+from .spamcheck import SpamCheckError, SpamReport, spam_score, spamassassin_path
 
 KB = 1024
 HTML_WARN_BYTES = 90 * KB  # Gmail clips a message body at about 102 KB and hides the rest,
@@ -143,7 +143,9 @@ def check_placeholders(issue: Issue) -> list[Finding]:
                 message = f"unrendered placeholder {tag!r} in the {part} part: …{context}…"
                 findings.append(Finding("error", "placeholder", message))
     if "{{" in issue.subject or "{%" in issue.subject or "@@" in issue.subject:
-        findings.append(Finding("error", "placeholder", f"placeholder in subject {issue.subject!r}"))
+        findings.append(
+            Finding("error", "placeholder", f"placeholder in subject {issue.subject!r}")
+        )
     return findings
 
 
@@ -183,11 +185,16 @@ def check_sections(scanner: _IssueScanner) -> list[Finding]:
 
 
 def check_spam(issue: Issue, config: Mapping) -> list[Finding]:
-    """SpamAssassin's score of a sample: warning at 2.0, error at 5.0, with the rules fired."""
+    """Run SpamAssassin on a sample of ``issue`` and turn its score into findings."""
     try:
         report = spam_score(issue, config)
     except SpamCheckError as exc:
         return [Finding("warning", "spamassassin", f"SpamAssassin check not done: {exc}")]
+    return spam_findings(report)
+
+
+def spam_findings(report: SpamReport) -> list[Finding]:
+    """Score 2.0 or more warns, 5.0 (SpamAssassin's default "required") or more errors."""
     message = f"SpamAssassin score {report.describe()}"
     if report.score >= SPAM_ERROR_SCORE:
         return [Finding("error", "spam-score", message)]

@@ -6,11 +6,11 @@ markers that the delivery room fills in per recipient (in bytes, after encoding)
 ``&``, ``<``, ``>`` or quotes, so neither Jinja's autoescaping nor css-inline changes them.
 """
 
-from html import unescape as html_unescape
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import unescape as html_unescape
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 

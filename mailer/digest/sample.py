@@ -55,5 +55,7 @@ def render_sample(config: Mapping, now: datetime):
     """Render the sample issue (number 1, the ISO week of ``now``); needs an app context."""
     year, week, _ = now.isocalendar()
     sections = sections_view(sample_items(now), config["MAILER_TIMEZONE"])
-    mail, _preheader = render_issue(config, number=1, period=f"{year}-W{week:02d}", sections=sections)
+    mail, _preheader = render_issue(
+        config, number=1, period=f"{year}-W{week:02d}", sections=sections
+    )
     return mail

@@ -125,7 +125,8 @@ def _run(message: bytes) -> bytes:
 def parse_report(output: bytes) -> SpamReport:
     """Read the score, the threshold and the fired rules from ``spamassassin -t`` output."""
     status = message_from_bytes(output, policy=policy.compat32).get("X-Spam-Status", "")
-    match = _STATUS.search(" ".join(str(status).split()))
+    # The header is folded after a comma of the tests= list: join it back without spaces.
+    match = _STATUS.search(re.sub(r",\s+", ",", " ".join(str(status).split())))
     if match is None:
         raise SpamCheckError("spamassassin printed no X-Spam-Status header with a score")
     names = [name for name in (match.group(3) or "").split(",") if name and name != "none"]

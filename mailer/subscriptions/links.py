@@ -100,9 +100,14 @@ def confirm_by_token(session: Session, token: str, config: Mapping, visitor: Vis
         session.rollback()  # a concurrent POST confirmed it first
         return TokenPage(ALREADY, masked)
     record_event(
-        session, subscriber, "confirmed", now,
-        ip=visitor.ip, user_agent=visitor.user_agent, source=visitor.source,
-    )  # fmt: skip
+        session,
+        subscriber,
+        "confirmed",
+        now,
+        ip=visitor.ip,
+        user_agent=visitor.user_agent,
+        source=visitor.source,
+    )
     # They proved the mailbox and asked again: an earlier erasure no longer holds them off.
     digest = email_hash(config["SECRET_KEY"], subscriber.email)
     session.execute(delete(Suppression).where(Suppression.email_hash == digest))
@@ -147,9 +152,13 @@ def unsubscribe_by_token(
     if subscriber is None:
         return TokenPage(GONE)
     changed = unsubscribe_subscriber(
-        session, subscriber, ip=visitor.ip, user_agent=visitor.user_agent,
-        source=visitor.source, version=subscriber.version,
-    )  # fmt: skip
+        session,
+        subscriber,
+        ip=visitor.ip,
+        user_agent=visitor.user_agent,
+        source=visitor.source,
+        version=subscriber.version,
+    )
     return TokenPage(DONE if changed else ALREADY, mask_email(subscriber.email))
 
 

@@ -85,9 +85,13 @@ def change_status(
 
 
 def find_subscriber(session: Session, normalized_email: str) -> Subscriber | None:
-    """Return the subscriber whose address equals ``normalized_email`` ignoring case, or None."""
+    """Return the subscriber whose address equals ``normalized_email`` ignoring case, or None.
+
+    Both sides are lower-cased by the database, exactly as the unique index on lower(email)
+    does (SQLite's lower() folds ASCII only; Python's would disagree on other letters).
+    """
     return session.execute(
-        select(Subscriber).where(func.lower(Subscriber.email) == normalized_email.lower())
+        select(Subscriber).where(func.lower(Subscriber.email) == func.lower(normalized_email))
     ).scalar_one_or_none()
 
 

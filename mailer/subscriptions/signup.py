@@ -5,6 +5,7 @@ had left (:class:`SignupResult` is for logs and tests, never shown), so the form
 nothing about who is subscribed.
 """
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,8 @@ from ..models import Subscriber
 from .addresses import normalize_email
 from .mailing import queue_confirmation
 from .records import PENDING, change_status, find_subscriber, record_event
+
+log = logging.getLogger(__name__)
 
 # A concurrent signup for the same address can win the unique index between our SELECT and
 # INSERT; we then read its row. Two rounds always suffice; the third is a safety margin.
@@ -74,6 +77,7 @@ def request_subscription(
             return result
         except IntegrityError:
             session.rollback()
+            log.info("a concurrent signup stored %s first; reading its row", email)
             if attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")

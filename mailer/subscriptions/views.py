@@ -93,9 +93,12 @@ def subscribe():
     source = request.referrer or request.headers.get("Origin") or "web"
     try:
         service.request_subscription(
-            db.session, raw, config=current_app.config, visitor=_visitor(source),
+            db.session,
+            raw,
+            config=current_app.config,
+            visitor=_visitor(source),
             honeypot=honeypot,
-        )  # fmt: skip
+        )
     except InvalidAddress as exc:
         return _invalid(exc.message, raw if isinstance(raw, str) else "", 422)
     if _wants_json():

@@ -55,9 +55,7 @@ def confirm_path(session, email: str) -> str:
 def subscriber(session, email: str) -> Subscriber | None:
     """The subscriber row for ``email`` (exact stored form), fresh from the database."""
     session.expire_all()
-    return session.execute(
-        select(Subscriber).where(Subscriber.email == email)
-    ).scalar_one_or_none()
+    return session.execute(select(Subscriber).where(Subscriber.email == email)).scalar_one_or_none()
 
 
 def events(session, subscriber_id: int) -> list[str]:
@@ -80,7 +78,28 @@ def snapshot(session) -> tuple:
             Subscriber.confirmations_that_day,
         ).order_by(Subscriber.id)
     ).all()
-    counts = tuple(
-        session.query(model).count() for model in (ConsentEvent, TransactionalMail)
-    )
+    counts = tuple(session.query(model).count() for model in (ConsentEvent, TransactionalMail))
     return tuple(subs), counts
+
+
+class LiveServer:
+    """The app served by werkzeug in a thread on a free loopback port (a context manager)."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self._thread = None
+
+    def __enter__(self) -> "LiveServer":
+        import threading
+
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join()

@@ -110,7 +110,7 @@ class _Handler:
 class ScriptedSMTPServer:
     """An aiosmtpd server on 127.0.0.1 in a background thread; use as a context manager."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, smtputf8: bool = True):
         self.state = _State()
         self.port = port or free_port()
         self.host = "127.0.0.1"
@@ -124,6 +124,7 @@ class ScriptedSMTPServer:
             decode_data=False,
             data_size_limit=50 * 1024 * 1024,
             timeout=60,
+            enable_SMTPUTF8=smtputf8,  # False: a relay without SMTPUTF8 (RFC 6531)
         )
 
     def start(self) -> "ScriptedSMTPServer":
