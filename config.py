@@ -112,6 +112,9 @@ class Config:
         # Subscriptions and abuse protection
         self.MAILER_CHECK_DELIVERABILITY = env_bool("MAILER_CHECK_DELIVERABILITY", not debug)
         self.MAILER_DNS_TIMEOUT = env_float("MAILER_DNS_TIMEOUT", 3.0)
+        # Resolvers for the deliverability check, "IP" or "IP:PORT", comma-separated;
+        # empty: the system's (/etc/resolv.conf).
+        self.MAILER_DNS_NAMESERVERS = env_str("MAILER_DNS_NAMESERVERS", "")
         # Resolvers for `deliverability check` ("IP" or "IP#PORT", comma-separated); empty:
         # the system's (/etc/resolv.conf).
         self.MAILER_DNS_NAMESERVERS = env_str("MAILER_DNS_NAMESERVERS", "")

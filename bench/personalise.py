@@ -46,16 +46,25 @@ def _issue(app) -> SimpleNamespace:
         )
     started = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
     return SimpleNamespace(
-        id=12, number=12, subject=mail.subject, text=mail.text, html=mail.html,
-        send_started_at=started, created_at=started,
+        id=12,
+        number=12,
+        subject=mail.subject,
+        text=mail.text,
+        html=mail.html,
+        send_started_at=started,
+        created_at=started,
     )
 
 
-def _per_message(make, count: int) -> float:
-    started = time.perf_counter()
-    for n in range(count):
-        make(n)
-    return (time.perf_counter() - started) / count * 1e6
+def _per_message(make, count: int, rounds: int = 3) -> float:
+    # The best of a few rounds: other processes on a 2-core machine only ever add time.
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for n in range(count):
+            make(n)
+        best = min(best, (time.perf_counter() - started) / count * 1e6)
+    return best
 
 
 def _measure(app, issue, count: int) -> dict[str, float]:
@@ -97,7 +106,9 @@ def main() -> None:
         )
         issue = _issue(plain)
         rows = [("no DKIM", _measure(plain, issue, args.messages))]
-        rows.append(("DKIM rsa-sha256 2048", _measure(signed, issue, max(args.messages // 20, 200))))
+        rows.append(
+            ("DKIM rsa-sha256 2048", _measure(signed, issue, max(args.messages // 20, 200)))
+        )
     print(f"message size: {rows[0][1]['size']} bytes (HTML {len(issue.html)} chars)")
     print(f"{'':22} {'personalise µs':>15} {'build_message µs':>17} {'speed-up':>9}")
     for label, row in rows:

@@ -86,9 +86,7 @@ def test_build_now_without_items_says_so(admin_client, session):
     assert _count(session, Issue) == 0
 
 
-def test_test_copy_reaches_the_relay_with_the_full_header_set(
-    admin_client, session, smtp_server
-):
+def test_test_copy_reaches_the_relay_with_the_full_header_set(admin_client, session, smtp_server):
     issue = built_issue(session)
     add_subscribers(session, 3)
     before = queries.issue_stats(session, [issue])[issue.id]
@@ -113,7 +111,7 @@ def test_test_copy_reaches_the_relay_with_the_full_header_set(
         assert message.get_content_type() == "multipart/alternative"
         assert "Typhoon season update 0" in message.get_body(("plain",)).get_content()
 
-    session.expire_all()
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
     assert _count(session, Delivery) == 0
     assert _count(session, TransactionalMail) == 0
     after = queries.issue_stats(session, [issue])[issue.id]
@@ -166,7 +164,7 @@ def test_send_now_queues_every_confirmed_subscriber_and_starts(admin_client, ses
     add_subscribers(session, 2, status=SubscriberStatus.PENDING, prefix="pending")
     response = post(admin_client, f"/admin/issues/{issue.number}/send", follow_redirects=True)
     assert f"Issue #{issue.number} is sending to 5 subscribers." in response.get_data(as_text=True)
-    session.expire_all()
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
     assert session.get(Issue, issue.id).status == IssueStatus.SENDING
     counts = status_counts(session, issue.id)
     assert counts["queued"] == 5
@@ -184,7 +182,7 @@ def test_send_now_is_refused_while_preflight_finds_errors(admin_client, session)
     session.commit()
     response = post(admin_client, "/admin/issues/1/send", follow_redirects=True)
     assert "Not sent: the preflight check found errors." in response.get_data(as_text=True)
-    session.expire_all()
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
     assert session.get(Issue, issue.id).status == IssueStatus.DRAFT
     assert _count(session, Delivery) == 0
 

@@ -68,9 +68,7 @@ def test_search_is_case_insensitive_and_filters_by_status(admin_client, session)
 
     html = admin_client.get("/admin/subscribers?q=YAMADA").get_data(as_text=True)
     assert _addresses(html) == ["Hanako.Yamada@example.jp"]
-    html = admin_client.get("/admin/subscribers?q=example.jp&status=pending").get_data(
-        as_text=True
-    )
+    html = admin_client.get("/admin/subscribers?q=example.jp&status=pending").get_data(as_text=True)
     assert _addresses(html) == ["taro@example.jp"]
     html = admin_client.get("/admin/subscribers?status=confirmed").get_data(as_text=True)
     assert sorted(_addresses(html)) == ["Hanako.Yamada@example.jp", "other@example.com"]
@@ -132,7 +130,7 @@ def test_unsubscribe_on_behalf_of_a_subscriber(admin_client, session):
         admin_client, f"/admin/subscribers/{subscriber.id}/unsubscribe", follow_redirects=True
     )
     assert "leaving@example.com is unsubscribed." in response.get_data(as_text=True)
-    session.expire_all()
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
     assert session.get(Subscriber, subscriber.id).status == SubscriberStatus.UNSUBSCRIBED
     event_row = session.scalars(
         select(ConsentEvent).where(ConsentEvent.action == "unsubscribed")
@@ -149,7 +147,7 @@ def test_erase_needs_confirmation_then_deletes(admin_client, session):
     assert session.get(Subscriber, subscriber.id) is not None
     response = post(admin_client, url, {"confirm": "y"}, token_from=url)
     assert response.status_code == 302
-    session.expire_all()
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
     assert session.scalar(select(func.count()).select_from(Subscriber)) == 0
     assert session.scalars(select(Suppression)).one().reason == "erased"
 
@@ -159,8 +157,13 @@ def _import(client, content: str, consent: str):
         "file": (io.BytesIO(content.encode()), "people.csv"),
         "consent": consent,
     }
-    return post(client, "/admin/subscribers/import", data, token_from="/admin/subscribers/import",
-                content_type="multipart/form-data")
+    return post(
+        client,
+        "/admin/subscribers/import",
+        data,
+        token_from="/admin/subscribers/import",
+        content_type="multipart/form-data",
+    )
 
 
 def _report(html: str) -> dict[str, int]:
@@ -189,11 +192,15 @@ def test_import_reports_valid_invalid_duplicate_and_erased_rows(admin_client, se
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert _report(html) == {
-        "added": 2, "updated": 0, "invalid": 1, "suppressed": 2, "duplicates": 1
+        "added": 2,
+        "updated": 0,
+        "invalid": 1,
+        "suppressed": 2,
+        "duplicates": 1,
     }
     assert "Line 3:" in html and "not-an-address" in html
 
-    session.expire_all()
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
     rows = {s.email.lower(): s for s in session.scalars(select(Subscriber))}
     assert set(rows) == {"alice@example.com", "bob@example.com", "left@example.com"}
     assert rows["alice@example.com"].status == SubscriberStatus.CONFIRMED
@@ -209,7 +216,7 @@ def test_import_reports_valid_invalid_duplicate_and_erased_rows(admin_client, se
 def test_import_with_double_opt_in_adds_pending_and_queues_confirmations(admin_client, session):
     response = _import(admin_client, "email\nnew1@example.com\nnew2@example.com\n", "opt_in")
     assert _report(response.get_data(as_text=True))["added"] == 2
-    session.expire_all()
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
     statuses = {s.status for s in session.scalars(select(Subscriber))}
     assert statuses == {SubscriberStatus.PENDING}
     mails = session.scalars(select(TransactionalMail)).all()

@@ -127,7 +127,7 @@ def test_three_workers_on_postgresql_send_each_message_once(pg_app_config, smtp_
     go.touch()  # all three start sending together
     results = [worker.communicate() for worker in workers]
 
-    for worker, (out, err) in zip(workers, results, strict=True):
+    for worker, (_out, err) in zip(workers, results, strict=True):
         assert worker.returncode == 0, err[-2000:]
     sent_by = [json.loads(out.splitlines()[-1])["sent"] for out, _err in results]
     assert sum(sent_by) == 3000

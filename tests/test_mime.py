@@ -79,7 +79,8 @@ def make_issue(subject="Japan Weekly #3", text="", html_body="", **fields) -> Is
 
 def japanese_issue() -> Issue:
     return make_issue(
-        subject="週刊ニュースと求人 第3号: 東京の新しい仕事とニュースがたくさんあります。今週も読んでください",
+        subject="週刊ニュースと求人 第3号: 東京の新しい仕事とニュースがたくさんあります。"
+        "今週も読んでください",
         text=f"ニュース\n{JA_LINE}\n{LONG_URL}\n\n" + f"{JA_LINE} {RECIPIENT_MARKER}\n",
         html_body=f'<p>{JA_LINE}</p><a href="{LONG_URL}">{JA_LINE}</a>',
     )
@@ -175,7 +176,9 @@ def test_no_raw_line_over_998_octets(config):
 
 
 def test_digest_header_set_and_counts(config):
-    raw = mime.compile_issue(ascii_issue(), config).personalise(1, "a@example.org", unsubscribe_url(1))
+    raw = mime.compile_issue(ascii_issue(), config).personalise(
+        1, "a@example.org", unsubscribe_url(1)
+    )
     assert header_names(raw) == DIGEST_HEADERS
 
 
@@ -215,7 +218,9 @@ def test_transactional_mail_has_no_list_headers(config):
     message = message_from_bytes(raw, policy=policy.default)
     assert message["Auto-Submitted"] == "auto-generated"
     assert "https://news.example.com/confirm/abc" in message.get_body(("plain",)).get_content()
-    text_only = mime.build_transactional("new@example.org", RenderedMail("Hi", "Text\n", ""), config)
+    text_only = mime.build_transactional(
+        "new@example.org", RenderedMail("Hi", "Text\n", ""), config
+    )
     assert message_from_bytes(text_only, policy=policy.default).get_content_type() == "text/plain"
 
 

@@ -16,11 +16,12 @@ MARGIN_LEFT = 40
 
 
 def _nice_max(value: int) -> int:
-    # Round the axis up to 1, 2 or 5 times a power of ten so the gridline labels read well.
-    if value <= 5:
-        return 5
+    # Round the axis up to 1, 2, 4 or 10 times a power of ten: the middle gridline's label
+    # (half of it) is then a whole number too.
+    if value <= 4:
+        return 4
     magnitude = 10 ** (len(str(value)) - 1)
-    for step in (1, 2, 5, 10):
+    for step in (1, 2, 4, 10):
         if value <= step * magnitude:
             return step * magnitude
     return 10 * magnitude

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..models import ConsentEvent, Delivery, DeliveryStatus, Feed, Issue, Item, Subscriber
 
@@ -152,7 +152,8 @@ def item_page(
     size: int = PAGE_SIZE,
 ) -> Page:
     """Return a page of items (hidden ones too), newest first, optionally of one section."""
-    query = select(Item)
+    # The feed and issue of each row are shown: load them in two queries, not two per row.
+    query = select(Item).options(selectinload(Item.feed), selectinload(Item.issue))
     if section:
         query = query.where(Item.section == section)
     return keyset_page(session, query, Item.id, after=after, before=before, size=size)

@@ -107,8 +107,13 @@ def draft_issue(session: Session) -> Issue | None:
 
 
 def issue_by_number(session: Session, number: int) -> Issue | None:
-    """Return the issue numbered ``number``, or None."""
-    return session.scalars(select(Issue).where(Issue.number == number)).first()
+    """Return the issue numbered ``number`` as it is in the database now, or None.
+
+    ``populate_existing``: a copy already in the session is refreshed, so that a status
+    change starts from the status a worker may have set a moment ago.
+    """
+    query = select(Issue).where(Issue.number == number).execution_options(populate_existing=True)
+    return session.scalars(query).first()
 
 
 def _next_start(session: Session, issue: Issue) -> datetime | None:

@@ -18,13 +18,21 @@ def dkim_cli():
 
 
 @dkim_cli.command("keygen")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the private key (PEM, mode 600). "
-              "Default: instance/dkim-SELECTOR.pem.")
-@click.option("--selector", default=None, help="DKIM selector (default MAILER_DKIM_SELECTOR "
-              "or 'mail').")
-@click.option("--domain", default=None, help="Signing domain (default MAILER_DKIM_DOMAIN or "
-              "the MAILER_FROM domain).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the private key (PEM, mode 600). Default: instance/dkim-SELECTOR.pem.",
+)
+@click.option(
+    "--selector", default=None, help="DKIM selector (default MAILER_DKIM_SELECTOR or 'mail')."
+)
+@click.option(
+    "--domain",
+    default=None,
+    help="Signing domain (default MAILER_DKIM_DOMAIN or the MAILER_FROM domain).",
+)
 def keygen_command(out, selector, domain):
     """Write a new 2048-bit RSA key and print the DNS TXT record to publish."""
     config = current_app.config

@@ -4,6 +4,7 @@ import logging
 import signal
 
 import click
+from apscheduler.events import EVENT_SCHEDULER_STARTED
 from flask import current_app
 from flask.cli import with_appcontext
 
@@ -41,16 +42,24 @@ def worker_command(list_jobs: bool) -> None:
 def _stop_on_signals(scheduler) -> None:
     # Shut the scheduler down from the handler rather than raising: an exception raised in the
     # main thread while APScheduler submits a job is caught and logged by it, and the loop
-    # would go on. No new job starts after this; a running send stops after the message in
-    # flight (the rest stays queued), and the executor's threads are joined at exit.
-    def stop(signum, _frame):
-        if scheduler.running:
-            log.info("%s received: stopping", signal.Signals(signum).name)
+    # would go on. A signal that comes before the scheduler runs is remembered and acted on
+    # when it has started. No new job starts after this; a running send stops after the
+    # message in flight (the rest stays queued); the executor's threads are joined at exit.
+    requested = []
+
+    def stop(*_):
+        if requested and scheduler.running:
             stop_sending()
             scheduler.shutdown(wait=False)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    def on_signal(signum, _frame):
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        requested.append(signum)
+        stop()
+
+    scheduler.add_listener(stop, EVENT_SCHEDULER_STARTED)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
 
 def _print_jobs(scheduler) -> None:

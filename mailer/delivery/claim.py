@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
-from ..models import Delivery, DeliveryStatus, Issue, Subscriber
+from ..models import Delivery, DeliveryStatus, Subscriber
 
 LEASE = timedelta(minutes=5)
 
@@ -117,26 +117,3 @@ def release(conn: Connection, ids: list[int], worker: str) -> None:
             .where(Delivery.id.in_(ids), Delivery.claimed_by == worker)
             .values(claimed_until=None)
         )
-
-
-@dataclass(frozen=True)
-class Check:
-    """What is true right before a message goes out (one query, three primary-key lookups)."""
-
-    delivery_status: str
-    claimed_by: str | None
-    subscriber_status: str
-    issue_status: str
-
-
-CHECK_QUERY = (
-    select(Delivery.status, Delivery.claimed_by, Subscriber.status, Issue.status)
-    .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-    .join(Issue, Issue.id == Delivery.issue_id)
-)
-
-
-def check(conn: Connection, delivery_id: int) -> Check | None:
-    """Re-read the delivery, its subscriber and its issue right before sending (None: gone)."""
-    row = conn.execute(CHECK_QUERY.where(Delivery.id == delivery_id)).first()
-    return Check(*row) if row is not None else None

@@ -116,12 +116,7 @@ def _check_dkim(config: Mapping, from_domain: str, report: Report) -> bytes | No
             "MAILER_DKIM_PRIVATE_KEY",
         )
         return None
-    bits = dkim_keys.key_bits(signer.private_key)
-    level = "ok" if bits >= dkim_keys.RECOMMENDED_BITS else "warning"
-    report.add(level, "DKIM", f"key {config['MAILER_DKIM_PRIVATE_KEY']}: {bits} bits (2048 recommended)")
-    mode = stat.S_IMODE(os.stat(config["MAILER_DKIM_PRIVATE_KEY"]).st_mode)
-    if mode & 0o077:
-        report.add("warning", "DKIM", f"key file mode is {mode:o}; make it 600 (owner only)")
+    _check_key(config["MAILER_DKIM_PRIVATE_KEY"], signer.private_key, report)
     if not _aligned(signer.domain, from_domain):
         report.add(
             "warning",
@@ -131,6 +126,15 @@ def _check_dkim(config: Mapping, from_domain: str, report: Report) -> bytes | No
         )
     _check_sample(config, signer, report)
     return signer.private_key
+
+
+def _check_key(path: str, pem: bytes, report: Report) -> None:
+    bits = dkim_keys.key_bits(pem)
+    level = "ok" if bits >= dkim_keys.RECOMMENDED_BITS else "warning"
+    report.add(level, "DKIM", f"key {path}: {bits} bits (2048 recommended)")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        report.add("warning", "DKIM", f"key file mode is {mode:o}; make it 600 (owner only)")
 
 
 def _aligned(dkim_domain: str, from_domain: str) -> bool:

@@ -10,6 +10,7 @@ import base64
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import dkim
@@ -101,7 +102,7 @@ def signer_from_config(config: Mapping) -> DkimSigner | None:
             "MAILER_DKIM_PRIVATE_KEY (a PEM file); set them all or none"
         )
     pem = read_private_key(key_path)
-    key_bits(pem)
+    _checked_bits(pem)
     return DkimSigner(domain=domain, selector=selector, private_key=pem)
 
 
@@ -119,7 +120,9 @@ def _load(pem: bytes) -> rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
-        raise DkimConfigError(f"MAILER_DKIM_PRIVATE_KEY is not an unencrypted PEM key: {exc}")
+        raise DkimConfigError(
+            f"MAILER_DKIM_PRIVATE_KEY is not an unencrypted PEM key: {exc}"
+        ) from exc
     if not isinstance(key, rsa.RSAPrivateKey):
         raise DkimConfigError("MAILER_DKIM_PRIVATE_KEY must be an RSA key (rsa-sha256)")
     return key
@@ -131,6 +134,13 @@ def key_bits(pem: bytes) -> int:
     if bits < MINIMUM_BITS:
         raise DkimConfigError(f"the DKIM key has {bits} bits; RFC 8301 needs at least 1024")
     return bits
+
+
+@lru_cache(maxsize=8)
+def _checked_bits(pem: bytes) -> int:
+    # OpenSSL's RSA key check takes about 0.1 s; a confirmation mail is built per signup,
+    # so each distinct key is checked once per process.
+    return key_bits(pem)
 
 
 def public_key_b64(pem: bytes) -> str:

@@ -200,7 +200,9 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary: SendSummary, pr
     shares = runner.plan(app.config)
     rate = runner.rate_share(app.config)
     use_processes = len(shares) > 1 and due >= MIN_ROWS_FOR_PROCESSES
-    compiled = None if use_processes else mime.compile_issue(session.get(Issue, issue_id), app.config)
+    compiled = None
+    if not use_processes:
+        compiled = mime.compile_issue(session.get(Issue, issue_id), app.config)
     session.remove()  # no transaction stays open while the senders work
     if use_processes:
         tally, errors = runner.run_processes(

@@ -56,26 +56,11 @@ def _row(delivery_id: int):
     return update(Delivery).where(Delivery.id == delivery_id)
 
 
-def mark_sent(conn: Connection, row: Claimed, code: int, text: str, now: datetime) -> None:
-    """Record the relay's acceptance of ``row``'s message (call right after the 2xx)."""
+def reset_soft_failures(conn: Connection, subscriber_id: int) -> None:
+    """A message to the subscriber was accepted: their soft failures are no longer in a row."""
     conn.execute(
-        _row(row.delivery_id).values(
-            status=DeliveryStatus.SENT,
-            attempts=row.attempts + 1,
-            last_code=code,
-            last_reply=text[:REPLY_LIMIT],
-            sent_at=now,
-            updated_at=now,
-            next_attempt_at=None,
-            claimed_until=None,
-        )
+        update(Subscriber).where(Subscriber.id == subscriber_id).values(soft_failures_in_row=0)
     )
-    if row.soft_failures:
-        conn.execute(
-            update(Subscriber).where(Subscriber.id == row.subscriber_id).values(
-                soft_failures_in_row=0
-            )
-        )
 
 
 def mark_skipped(conn: Connection, row: Claimed, reason: str, now: datetime) -> None:

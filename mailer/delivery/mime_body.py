@@ -6,19 +6,22 @@ ASCII HTML is about 1.05 times its size in quoted-printable, while Japanese text
 its size there and 1.35 times in base64.
 
 Base64 (:class:`Base64Template`): the encoded lines before the 57-octet group that holds the
-first marker are fixed; the rest (in a digest, the footer) is encoded again per message by
-``base64.encodebytes``, which cuts lines exactly as ``email.contentmanager`` does.
+first marker are fixed; per message the octets from there to the first line boundary after
+the last value are encoded by ``base64.encodebytes`` (which cuts lines exactly as
+``email.contentmanager`` does), and the lines after that boundary are memoised by the
+boundary's offset, which is all they depend on.
 
 Quoted-printable (:class:`BodyTemplate`): the output is byte-for-byte what
-``email.message.EmailMessage.set_content(text, cte="quoted-printable")`` gives (``email.quoprimime.body_encode`` with the policy's line
-length) after the marker strings are replaced by the recipient's values. That encoder works
-line by line: a line without a marker is encoded once, at compile time, by the standard
-library itself. A line with a marker is kept as its escaped pieces; per message the values
-are escaped (one ``str.translate``) and the line is re-wrapped by :func:`wrap_escaped`, an
-exact copy of the standard library's wrapping rule, which only has to walk the few output
-lines around the values: the wrapped tail of the line after the last marker is memoised by
-the column it starts at. A soft line break therefore never splits a value in a way a full
-build would not, and a marker is never split at all (it is replaced before wrapping).
+``email.message.EmailMessage.set_content(text, cte="quoted-printable")`` gives
+(``email.quoprimime.body_encode`` with the policy's line length) after the marker strings
+are replaced by the recipient's values. That encoder works line by line: a line without a
+marker is encoded once, at compile time, by the standard library itself. A line with a
+marker is kept as its escaped pieces; per message the values are escaped (one
+``str.translate``) and the line is re-wrapped by :func:`wrap_escaped`, an exact copy of the
+standard library's wrapping rule, which only walks the few output lines around the values:
+the wrapped rest of the line after the last marker is memoised by the offset it starts at.
+A soft line break therefore falls where a full build puts it, and a marker is never split
+(it is replaced before wrapping).
 """
 
 import base64
@@ -80,11 +83,11 @@ def _line_end(line: str, start: int, laststart: int) -> str:
         return line[start:]
     room = start - laststart
     if room >= 3:
-        tail = "=%02X" % ord(line[-1])
+        tail = f"={ord(line[-1]):02X}"
     elif room == 2:
         tail = line[-1] + "=" + CRLF
     else:
-        tail = "=" + CRLF + "=%02X" % ord(line[-1])
+        tail = f"={CRLF}={ord(line[-1]):02X}"
     return line[start:-1] + tail
 
 

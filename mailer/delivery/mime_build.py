@@ -12,9 +12,7 @@ from .mime_headers import FOLD
 
 # utf8=True only matters for a UTF-8 recipient address (RFC 6532); every other header we
 # write is ASCII. refold_source="none": our folded values are written unchanged.
-POLICY = policy.default.clone(
-    linesep="\r\n", max_line_length=76, refold_source="none", utf8=True
-)
+POLICY = policy.default.clone(linesep="\r\n", max_line_length=76, refold_source="none", utf8=True)
 
 
 def text_part(subtype: str, text: str, cte: str) -> MIMEPart:

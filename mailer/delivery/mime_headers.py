@@ -1,7 +1,7 @@
 """Header values for outgoing mail, formatted by us so that the result is safe and repeatable.
 
-The standard library's header refolding (``email.policy.default``) is not used for the values
-written here, on purpose, because of two behaviours shown in ``tests/test_mime.py``:
+The standard library's header refolding (``email.policy.default``, Python 3.11) is not used
+for the values written here, on purpose, because of two things it does:
 
 - it RFC 2047-encodes a long unbreakable value such as ``List-Unsubscribe: <https://...>``,
   which receivers do not decode there, so the one-click URL would be lost;
@@ -27,7 +27,6 @@ FOLD = "\r\n "
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058 §3.1
 # RFC 5322 §2.1.1: SHOULD be no more than 78 characters, MUST be no more than 998.
 SOFT_LIMIT = 78
-HARD_LIMIT = 998
 # RFC 2047 §2: an encoded-word is at most 75 characters; Header's limit counts the leading
 # space of a continuation line, hence 76.
 _ENCODED_WORD_LINE = 76
@@ -173,7 +172,9 @@ def list_id_value(config) -> str:
     if not list_id:
         list_id = f"weekly.{sender(config)[2]}"
     if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", list_id):
-        raise HeaderValueError(f"MAILER_LIST_ID must look like 'weekly.example.com', got {list_id!r}")
+        raise HeaderValueError(
+            f"MAILER_LIST_ID must look like 'weekly.example.com', got {list_id!r}"
+        )
     name = one_line(config.get("MAILER_NAME", ""))
     if not name:
         return f"<{list_id}>"

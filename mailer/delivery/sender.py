@@ -20,12 +20,14 @@ from ..models import DeliveryStatus, Issue, IssueStatus, SubscriberStatus
 from ..subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
 from . import claim, ledger
 from .errors import RecipientNotSupported, RelayError
+from .hotpath import HotPath
 from .smtp import RelaySettings, SmtpConnection
 from .throttle import Throttle, hourly_allowance
 
 log = logging.getLogger(__name__)
 
 LEFT_REPLY = "not sent: the subscriber is {status} now"
+PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
 
 
 @dataclass
@@ -87,6 +89,7 @@ class IssueSender:
     def run(self) -> Tally:
         """Claim and send batches until nothing is due, the issue stops sending, or ``stop``."""
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.hot = HotPath(conn)
         try:
             while not self.stop.is_set():
                 batch = self._next_batch(conn)
@@ -100,6 +103,7 @@ class IssueSender:
                 claim.release(conn, self._unsent(), self.worker)
             finally:
                 self.relay.close()
+                self.hot.close()
                 conn.close()
         return self.tally
 
@@ -138,16 +142,14 @@ class IssueSender:
         return self._batch_ids[self._position :]
 
     def _deliver(self, conn: Connection, row: claim.Claimed) -> None:
-        check = claim.check(conn, row.delivery_id)
-        if check is None or check.issue_status != IssueStatus.SENDING:
-            raise _Stop
-        if check.claimed_by != self.worker or check.delivery_status not in (
-            DeliveryStatus.QUEUED,
-            DeliveryStatus.DEFERRED,
-        ):
+        check = self.hot.check(row.delivery_id)
+        if check is None or check[3] != IssueStatus.SENDING:
+            raise _Stop  # paused or cancelled: within one message
+        delivery_status, claimed_by, subscriber_status, _issue_status = check
+        if claimed_by != self.worker or delivery_status not in PENDING:
             return  # taken over after our lease ran out, or already done: not ours to send
-        if check.subscriber_status != SubscriberStatus.CONFIRMED:
-            reason = LEFT_REPLY.format(status=check.subscriber_status)
+        if subscriber_status != SubscriberStatus.CONFIRMED:
+            reason = LEFT_REPLY.format(status=subscriber_status)
             ledger.mark_skipped(conn, row, reason, clock.now())
             self.tally.skipped += 1
             return
@@ -174,7 +176,9 @@ class IssueSender:
             return
         now = clock.now()
         if reply.ok:
-            ledger.mark_sent(conn, row, reply.code, reply.text, now)
+            self.hot.mark_sent(row.delivery_id, row.attempts + 1, reply.code, reply.text, now)
+            if row.soft_failures:
+                ledger.reset_soft_failures(conn, row.subscriber_id)
             self.tally.sent += 1
             self.throttle.accepted()
         elif reply.temporary:

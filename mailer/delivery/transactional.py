@@ -81,7 +81,8 @@ def _due(now: datetime):
 def has_due(conn: Connection) -> bool:
     """True when a transactional mail is due now (one indexed query: cheap when idle)."""
     pending, due = _due(clock.now())
-    return conn.execute(select(TransactionalMail.id).where(pending, due).limit(1)).first() is not None
+    first = conn.execute(select(TransactionalMail.id).where(pending, due).limit(1)).first()
+    return first is not None
 
 
 def _claim(conn: Connection, now: datetime) -> list[tuple]:

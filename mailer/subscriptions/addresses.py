@@ -133,6 +133,45 @@ def _is_lookup_failure(exc: EmailUndeliverableError) -> bool:
     )
 
 
+def resolver_for(nameservers: str) -> dns.resolver.Resolver | None:
+    """Return a resolver for ``MAILER_DNS_NAMESERVERS`` ("IP" or "IP:PORT", comma-separated;
+    IPv6 as "[::1]:53"), or None for the system's resolver when the setting is empty.
+
+    Raises:
+        ValueError: a port that is not a number, or servers on different ports (dnspython
+            uses one port for all).
+    """
+    entries = [entry.strip() for entry in nameservers.split(",") if entry.strip()]
+    if not entries:
+        return None
+    hosts, ports = [], set()
+    for entry in entries:
+        host, port = _host_port(entry)
+        hosts.append(host)
+        ports.add(port)
+    if len(ports) > 1:
+        raise ValueError(
+            f"MAILER_DNS_NAMESERVERS: use one port for all servers, got {nameservers!r}"
+        )
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = hosts
+    resolver.port = ports.pop()
+    return resolver
+
+
+def _host_port(entry: str) -> tuple[str, int]:
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    else:
+        host, port = entry, "53"
+    if not port.isdigit():
+        raise ValueError(f"MAILER_DNS_NAMESERVERS: bad port in {entry!r}")
+    return host, int(port)
+
+
 def mask_email(address: str) -> str:
     """Return ``address`` with most of it hidden, e.g. ``t***@e***.com``, for public pages."""
     local, _, domain = address.rpartition("@")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .. import clock
 from ..models import Subscriber
-from .addresses import normalize_email
+from .addresses import normalize_email, resolver_for
 from .mailing import queue_confirmation
 from .records import PENDING, change_status, find_subscriber, record_event
 
@@ -51,6 +51,7 @@ def web_normalize(raw: object, config: Mapping) -> str:
         check_deliverability=bool(config["MAILER_CHECK_DELIVERABILITY"]),
         allow_smtputf8=bool(config["MAILER_ALLOW_SMTPUTF8"]),
         dns_timeout=float(config["MAILER_DNS_TIMEOUT"]),
+        resolver=resolver_for(config.get("MAILER_DNS_NAMESERVERS") or ""),
     )
 
 

@@ -1,0 +1,204 @@
+"""Dashboard (counts, growth chart, next send, last issues, warnings) and the settings page."""
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from mailer import clock
+from mailer.admin import queries
+from mailer.admin.charts import bar_chart
+from mailer.admin.settings import effective_settings, signup_snippet
+from mailer.models import Feed, Issue, IssueStatus, JobEvent, Subscriber, SubscriberStatus
+from tests.test_admin_support import add_items, add_subscribers, built_issue, signed_in_client
+
+# A Wednesday; the default schedule is Mondays 08:00 Asia/Tokyo.
+NOW = datetime(2026, 3, 4, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def admin_client(app, client):
+    """A client signed in as an admin."""
+    return signed_in_client(app, client)
+
+
+def _set_confirmed_at(session, prefix: str, moment: datetime) -> None:
+    session.execute(
+        update(Subscriber).where(Subscriber.email.like(f"{prefix}%")).values(confirmed_at=moment)
+    )
+    session.commit()
+
+
+def test_dashboard_counts_chart_and_next_send(admin_client, session):
+    clock.freeze(NOW)
+    add_subscribers(session, 3, prefix="this-week")
+    add_subscribers(session, 2, prefix="last-week")
+    _set_confirmed_at(session, "last-week", NOW - timedelta(days=7))
+    add_subscribers(session, 4, status=SubscriberStatus.PENDING, prefix="wait")
+    add_subscribers(session, 1, status=SubscriberStatus.UNSUBSCRIBED, prefix="gone")
+
+    page = admin_client.get("/admin/").get_data(as_text=True)
+    counts = dict(re.findall(r'data-status="(\w+)">(\d+)<', page))
+    assert counts == {"pending": "4", "confirmed": "5", "unsubscribed": "1", "bounced": "0"}
+    assert '<svg class="chart"' in page
+    assert page.count('<rect class="bar"') == 12
+    assert "5 subscribers confirmed in these weeks." in page
+    assert "2026-03-09 08:00 JST" in page  # next Monday 08:00 in Tokyo
+    assert "Not built yet; it would contain:" in page
+    assert "No issue yet." in page
+
+
+def test_weekly_confirmations_are_counted_per_iso_week_in_the_newsletter_zone(session):
+    clock.freeze(NOW)
+    add_subscribers(session, 2, prefix="a")
+    # Sunday 23:30 in Tokyo is still last week there, though Sunday 14:30 in UTC.
+    _set_confirmed_at(session, "a", datetime(2026, 3, 1, 14, 30, tzinfo=UTC))
+    add_subscribers(session, 1, prefix="b")
+    # Monday 00:30 in Tokyo: this week.
+    _set_confirmed_at(session, "b", datetime(2026, 3, 1, 15, 30, tzinfo=UTC))
+    add_subscribers(session, 1, prefix="old")
+    _set_confirmed_at(session, "old", NOW - timedelta(weeks=20))  # before the window
+
+    weeks = queries.weekly_confirmations(session, now=NOW, tz="Asia/Tokyo", weeks=4)
+    assert weeks == [("W07", 0), ("W08", 0), ("W09", 2), ("W10", 1)]
+
+
+def test_dashboard_lists_last_issues_with_counts(admin_client, session):
+    issue = built_issue(session)
+    page = admin_client.get("/admin/").get_data(as_text=True)
+    assert f'href="/admin/issues/{issue.number}">#{issue.number}</a>' in page
+    assert f"Issue #{issue.number} is built:" in page
+    assert "0 / 0" in page
+
+
+def test_dashboard_warnings(admin_client, session):
+    clock.freeze(NOW)
+    session.add(
+        Feed(
+            url="https://broken.example.com/rss",
+            section="news",
+            last_error="HTTP 500 from the server",
+        )
+    )
+    session.add(
+        Issue(
+            number=7,
+            period="2026-W09",
+            subject="Paused one",
+            html="x",
+            text="x",
+            status=IssueStatus.PAUSED,
+            status_reason="relay unreachable",
+        )
+    )
+    # A draft without an unsubscribe link: the preflight check reports an error.
+    session.add(Issue(number=8, period="2026-W10", subject="Broken", html="<p>hi</p>", text="hi"))
+    session.add(
+        JobEvent(
+            kind="missed_week",
+            message="no issue was sent for 2026-W09",
+            created_at=NOW - timedelta(days=2),
+        )
+    )
+    session.add(
+        JobEvent(kind="missed_week", message="ancient history", created_at=NOW - timedelta(days=60))
+    )
+    session.commit()
+    page = html.unescape(admin_client.get("/admin/").get_data(as_text=True))
+    assert "Needs attention" in page
+    assert "Feed https://broken.example.com/rss failed at its last refresh: HTTP 500" in page
+    assert "The send of issue #7 is paused: relay unreachable" in page
+    assert "Preflight error in the next issue:" in page
+    assert "Missed week (2026-03-02): no issue was sent for 2026-W09" in page
+    assert "ancient history" not in page
+
+
+def test_dashboard_without_warnings_shows_none(admin_client, session):
+    add_items(session)
+    assert "Needs attention" not in admin_client.get("/admin/").get_data(as_text=True)
+
+
+def test_dashboard_warns_when_the_next_issue_would_be_empty(admin_client):
+    page = admin_client.get("/admin/").get_data(as_text=True)
+    assert "Preflight error in the next issue: the issue has no items" in page
+
+
+def test_dashboard_reports_a_malformed_schedule(app_config, request):
+    app_config["MAILER_DIGEST_DAY"] = "someday"
+    app = request.getfixturevalue("app")
+    client = signed_in_client(app, app.test_client())
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "MAILER_DIGEST_DAY must be a weekday name" in page
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+def test_settings_mask_secrets_and_show_the_rest(app_config, request):
+    app_config["MAILER_SMTP_PASSWORD"] = "hunter2-smtp-password"
+    app_config["MAILER_DKIM_PRIVATE_KEY"] = "/etc/mailer/dkim.pem"
+    app = request.getfixturevalue("app")
+    client = signed_in_client(app, app.test_client())
+    page = html.unescape(client.get("/admin/settings").get_data(as_text=True))
+    assert "hunter2" not in page
+    assert "test-secret-key" not in page
+    assert "/etc/mailer/dkim.pem" in page
+    assert "Asia/Tokyo" in page
+    assert "MAILER_TOKEN_RATE_LIMIT" in page and "30/minute" in page
+
+
+@pytest.mark.nodb
+def test_effective_settings_masking_rules():
+    shown = dict(
+        effective_settings(
+            {
+                "SECRET_KEY": "abc",
+                "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://mailer:s3cret@db:5432/mail",
+                "RATELIMIT_STORAGE_URI": "redis://:r3dis@127.0.0.1:6379/0",
+                "MAILER_SMTP_PASSWORD": "",
+                "MAILER_DKIM_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nMIIE...",
+                "MAILER_SMTP_HOST": "relay.example.com",
+                "UNRELATED": "x",
+            }
+        )
+    )
+    assert shown["SECRET_KEY"] == "********"
+    assert shown["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://mailer:********@db:5432/mail"
+    assert shown["RATELIMIT_STORAGE_URI"] == "redis://:********@127.0.0.1:6379/0"
+    assert shown["MAILER_SMTP_PASSWORD"] == "(not set)"
+    assert shown["MAILER_DKIM_PRIVATE_KEY"] == "********"
+    assert shown["MAILER_SMTP_HOST"] == "relay.example.com"
+    assert "UNRELATED" not in shown
+
+
+def test_signup_snippet_posts_to_the_real_subscribe_endpoint(admin_client, app, session):
+    page = html.unescape(admin_client.get("/admin/settings").get_data(as_text=True))
+    snippet = signup_snippet("https://news.example.com", "website")
+    assert snippet in page
+    assert 'action="https://news.example.com/subscribe" method="post"' in snippet
+    fields = re.findall(r'name="(\w+)"', snippet)
+    assert fields == ["email", "website"]
+
+    # The form as the news site would post it (a cross-site form carries no CSRF token).
+    visitor = app.test_client()
+    visitor.post("/subscribe", data={"email": "reader@example.jp", "website": ""})
+    visitor.post("/subscribe", data={"email": "bot@example.jp", "website": "http://spam"})
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
+    emails = session.scalars(select(Subscriber.email)).all()
+    assert emails == ["reader@example.jp"]  # the honeypot caught the bot
+    assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
+
+
+@pytest.mark.nodb
+def test_bar_chart_is_plain_svg_without_style_attributes():
+    svg = str(bar_chart([("W01", 0), ("W02", 7), ("W03", 3)], title="Growth <test>"))
+    assert svg.startswith('<svg class="chart" viewBox="0 0 640 220" role="img"')
+    assert "Growth &lt;test&gt;" in svg
+    assert svg.count('<rect class="bar"') == 3
+    assert "style=" not in svg and "<script" not in svg
+    heights = [float(h) for h in re.findall(r'<rect class="bar"[^>]*height="([\d.]+)"', svg)]
+    assert heights[0] == 0.0
+    assert heights[1] > heights[2] > 0
+    assert "<title>W02: 7</title>" in svg
