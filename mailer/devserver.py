@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,19 +126,31 @@ def stop_children(children: dict[str, subprocess.Popen]) -> None:
                 log.warning("%s did not stop on %s", process.args[-1], sig.name)
 
 
-def _wait_until_listening(port: int, children, stop: threading.Event) -> bool:
+class _StopFlag:
+    """Set by SIGINT/SIGTERM. A plain attribute, not a threading.Event: the handler runs in
+    the main thread, which may be holding the Event's lock at that moment (a deadlock)."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def set(self, *_signal_args) -> None:
+        self.raised = True
+
+
+def _wait_until_listening(port: int, children, stop: _StopFlag) -> bool:
     # Polls rather than sleeps a fixed time: the first start compiles and migrates for a while.
-    while not stop.is_set() and all(p.poll() is None for p in children.values()):
+    while not stop.raised and all(p.poll() is None for p in children.values()):
         try:
             with socket.create_connection((HOST, port), timeout=0.5):
                 return True
         except OSError:
-            stop.wait(0.2)
+            time.sleep(0.2)
     return False
 
 
-def _supervise(children: dict[str, subprocess.Popen], stop: threading.Event) -> int:
-    while not stop.wait(0.5):
+def _supervise(children: dict[str, subprocess.Popen], stop: _StopFlag) -> int:
+    while not stop.raised:
+        time.sleep(0.2)
         for name, process in children.items():
             if process.poll() is not None:
                 log.error("%s exited with code %s; stopping the others", name, process.returncode)
@@ -151,9 +162,9 @@ def run(settings: DevSettings, env: dict[str, str]) -> int:
     """Start the catcher, the web app and the worker; return the exit code once stopped."""
     from .devmail import MailCatcher
 
-    stop = threading.Event()
+    stop = _StopFlag()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, stop.set)
     with MailCatcher(settings.mailbox, HOST, settings.smtp_port):
         children = _start_children(settings, env)
         try:

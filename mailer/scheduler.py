@@ -149,15 +149,18 @@ class CatchUp:
 def check_last_week(session: Session, config: Mapping, now: datetime) -> CatchUp:
     """Decide whether the last scheduled weekly digest still has to be sent, at start-up.
 
-    The issue of the last scheduled time's period counts as handled once it left "draft".
-    Otherwise it is sent now if ``now`` is within MAILER_MISFIRE_GRACE seconds of the scheduled
-    time; later than that it is a missed week: logged, and recorded once per period as a
+    The last scheduled time's period counts as handled once its issue left "draft", or when
+    the weekly job ran and found no new items (a ``JobEvent(kind="empty_week")``). Otherwise
+    it is sent now if ``now`` is within MAILER_MISFIRE_GRACE seconds of the scheduled time;
+    later than that it is a missed week: logged, and recorded once per period as a
     ``JobEvent(kind="missed_week")`` for the dashboard (added to ``session``, not committed).
     """
     scheduled = last_weekly_time(config, now)
     period = period_for(scheduled, config["MAILER_TIMEZONE"])
     issue = session.scalar(select(Issue).where(Issue.period == period))
     if issue is not None and issue.status != IssueStatus.DRAFT:
+        return CatchUp("none", period, scheduled)
+    if issue is None and _has_event(session, "empty_week", period):
         return CatchUp("none", period, scheduled)
     if now - scheduled <= timedelta(seconds=int(config["MAILER_MISFIRE_GRACE"])):
         log.info("weekly digest of %s (due %s) was not sent: sending it now", period, scheduled)
@@ -174,13 +177,14 @@ def _record_missed_week(session: Session, period: str, scheduled: datetime, now:
         f"send`, or let next week's issue carry its items."
     )
     log.warning("missed week: %s", message)
-    already = session.scalar(
-        select(JobEvent.id).where(
-            JobEvent.kind == "missed_week", JobEvent.message.like(f"{period}:%")
-        )
-    )
-    if already is None:
+    if not _has_event(session, "missed_week", period):
         session.add(JobEvent(kind="missed_week", message=message))
+
+
+def _has_event(session: Session, kind: str, period: str) -> bool:
+    # The period leads the message of the scheduler's own events ("2026-W49: ...").
+    found = select(JobEvent.id).where(JobEvent.kind == kind, JobEvent.message.like(f"{period}:%"))
+    return session.scalar(found.limit(1)) is not None
 
 
 def catch_up(app: Flask, scheduler: BlockingScheduler) -> CatchUp:
@@ -209,6 +213,10 @@ def weekly_digest_job(app: Flask) -> None:
         issue = build_issue(db.session, period=period)
         if issue is None:
             log.info("weekly digest: no new items for %s, so no issue", period)
+            if not _has_event(db.session, "empty_week", period):
+                message = f"{period}: no new items at the weekly run, so no issue was built."
+                db.session.add(JobEvent(kind="empty_week", message=message))
+                db.session.commit()
             return
         if issue.status != IssueStatus.DRAFT:
             log.info("weekly digest: issue %s of %s is %s", issue.number, period, issue.status)

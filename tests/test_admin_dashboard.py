@@ -113,6 +113,7 @@ def test_dashboard_warnings(admin_client, session):
     assert "Preflight error in the next issue:" in page
     assert "Missed week (2026-03-02): no issue was sent for 2026-W09" in page
     assert "ancient history" not in page
+    assert "Worker events" in page and "missed_week" in page
 
 
 def test_dashboard_without_warnings_shows_none(admin_client, session):

@@ -262,8 +262,9 @@ def test_pause_mid_send_then_resume_sends_the_rest_once(app_config, request):
     with app.app_context():
         rows = deliveries_by_email(db.session)
         sent_before = sorted(e for e, r in rows.items() if r.status == "sent")
-        # The pause lands while p3 is on the wire (or, at the earliest, just before it).
-        assert sent_before in (emails[:3], emails[:4])
+        # The pause lands while p3 is on the wire (or just before it); the sender checks each
+        # row one message ahead (its envelope is pipelined), so p4 may go out too, no more.
+        assert sent_before in (emails[:3], emails[:4], emails[:5])
         assert all(r.claimed_until is None for r in rows.values())  # leases given back
         assert engine.send_pending(app).sent == 0  # paused: nothing goes out
         issue = db.session.scalars(select(Issue)).one()
@@ -296,8 +297,10 @@ def test_cancel_mid_send_skips_the_rest(app_config, request):
     with app.app_context():
         rows = deliveries_by_email(db.session)
         statuses = [rows[e].status for e in emails]
-        # c1 is on the wire when the cancel lands (or, at the earliest, just before it).
-        assert statuses in (["sent"] * 2 + ["skipped"] * 8, ["sent"] + ["skipped"] * 9)
+        # c1 is on the wire when the cancel lands (or just before it); c2 was checked one
+        # message ahead and may go out too, no more.
+        sent = statuses.count("sent")
+        assert sent in (1, 2, 3) and statuses == ["sent"] * sent + ["skipped"] * (10 - sent)
         assert engine.send_pending(app).sent == 0
         assert session_issue_status(db.session) == "cancelled"
     assert len(smtp_server.received) == statuses.count("sent")

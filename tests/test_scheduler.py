@@ -226,6 +226,19 @@ def test_worker_started_two_days_late_logs_a_missed_week_and_sends_nothing(
     assert session.scalar(select(func.count()).select_from(JobEvent)) == 1
 
 
+def test_a_week_without_new_items_is_not_reported_as_missed(app, session, smtp_server):
+    clock.freeze(MONDAY_0800 + timedelta(seconds=1))
+    schedule.weekly_digest_job(app)  # the regular run: nothing new this week
+
+    assert session.scalar(select(func.count()).select_from(Issue)) == 0
+    assert [e.kind for e in session.scalars(select(JobEvent))] == ["empty_week"]
+    decision = schedule.check_last_week(session, app.config, MONDAY_0800 + timedelta(days=2))
+    assert decision.action == "none"
+    session.commit()
+    assert [e.kind for e in session.scalars(select(JobEvent))] == ["empty_week"]
+    assert smtp_server.received == []
+
+
 @pytest.mark.parametrize(
     ("late", "action"),
     [

@@ -84,4 +84,5 @@ def dashboard():
         recent=recent,
         stats=queries.issue_stats(session, recent),
         warnings=_warnings(findings),
+        events=queries.recent_job_events(session, now),
     )

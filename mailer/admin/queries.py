@@ -225,3 +225,9 @@ def recent_missed_weeks(session: Session, now: datetime) -> list[JobEvent]:
         JobEvent.kind == "missed_week", JobEvent.created_at >= now - WARNING_WINDOW
     )
     return list(session.scalars(query.order_by(JobEvent.created_at.desc())))
+
+
+def recent_job_events(session: Session, now: datetime, limit: int = 5) -> list[JobEvent]:
+    """Return the worker's latest events of the last two weeks (any kind), newest first."""
+    query = select(JobEvent).where(JobEvent.created_at >= now - WARNING_WINDOW)
+    return list(session.scalars(query.order_by(JobEvent.id.desc()).limit(limit)))

@@ -2,6 +2,7 @@
 
 import logging
 import signal
+import threading
 
 import click
 from apscheduler.events import EVENT_SCHEDULER_STARTED
@@ -33,33 +34,38 @@ def worker_command(list_jobs: bool) -> None:
         _print_jobs(scheduler)
         return
     decision = schedule.catch_up(app, scheduler)
-    _stop_on_signals(scheduler)
+    stopper = _stop_on_signals(scheduler)
     log.info("worker started; last weekly digest: %s (%s)", decision.period, decision.action)
-    scheduler.start()  # returns once a signal stopped it
-    log.info("worker stopped; a job still running finishes before the process exits")
+    scheduler.start()  # returns once the stopper shut it down
+    stopper.join()
+    log.info("worker stopped")
 
 
-def _stop_on_signals(scheduler) -> None:
-    # Shut the scheduler down from the handler rather than raising: an exception raised in the
-    # main thread while APScheduler submits a job is caught and logged by it, and the loop
-    # would go on. A signal that comes before the scheduler runs is remembered and acted on
-    # when it has started. No new job starts after this; a running send stops after the
-    # message in flight (the rest stays queued); the executor's threads are joined at exit.
-    requested = []
+def _stop_on_signals(scheduler) -> threading.Thread:
+    """Make SIGINT and SIGTERM stop ``scheduler``; return the thread that does it.
 
-    def stop(*_):
-        if requested and scheduler.running:
-            stop_sending()
-            scheduler.shutdown(wait=False)
+    The handler only sets an Event. Shutting down inside the handler could deadlock (it
+    interrupts the main thread, maybe while that holds a lock shutdown needs, e.g. when
+    submitting a job), and raising there is no better: APScheduler catches and logs an
+    exception raised while it submits a job, and goes on. So a thread waits for the Event and
+    for the scheduler to have started, asks a running send to stop after the message in
+    flight (the rest stays queued), and shuts the scheduler down, waiting for running jobs.
+    """
+    requested, started = threading.Event(), threading.Event()
 
-    def on_signal(signum, _frame):
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        requested.append(signum)
-        stop()
+    def stop() -> None:
+        requested.wait()
+        started.wait()
+        log.info("stopping: no new jobs; waiting for the running ones")
+        stop_sending()
+        scheduler.shutdown(wait=True)
 
-    scheduler.add_listener(stop, EVENT_SCHEDULER_STARTED)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    scheduler.add_listener(lambda _event: started.set(), EVENT_SCHEDULER_STARTED)
+    signal.signal(signal.SIGINT, lambda *_: requested.set())
+    signal.signal(signal.SIGTERM, lambda *_: requested.set())
+    stopper = threading.Thread(target=stop, name="worker-stopper", daemon=True)
+    stopper.start()
+    return stopper
 
 
 def _print_jobs(scheduler) -> None:

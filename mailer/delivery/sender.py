@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 LEFT_REPLY = "not sent: the subscriber is {status} now"
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+SEND, PASS, STOP = "send", "pass", "stop"  # verdicts of the check before each message
 
 
 @dataclass
@@ -90,6 +91,7 @@ class IssueSender:
         """Claim and send batches until nothing is due, the issue stops sending, or ``stop``."""
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.hot = HotPath(conn)
+        self.hot.relax_durability()
         try:
             while not self.stop.is_set():
                 batch = self._next_batch(conn)
@@ -103,7 +105,7 @@ class IssueSender:
                 claim.release(conn, self._unsent(), self.worker)
             finally:
                 self.relay.close()
-                self.hot.close()
+                self.hot.close()  # also restores the connection's durability setting
                 conn.close()
         return self.tally
 
@@ -128,31 +130,53 @@ class IssueSender:
     def _send_batch(self, conn: Connection, batch: list[claim.Claimed]) -> None:
         self._batch_ids = [row.delivery_id for row in batch]
         renew_at = clock.now() + claim.LEASE / 3
+        checked = None  # the row the look-ahead already checked (its envelope may be out)
         for self._position, row in enumerate(batch):
             if self.stop.is_set():
                 raise _Stop
             if clock.now() >= renew_at:
                 claim.renew(conn, self._unsent(), self.worker, clock.now())
                 renew_at = clock.now() + claim.LEASE / 3
-            self._deliver(conn, row)
+            if row is not checked and self._check(conn, row) != SEND:
+                continue
+            checked, stop_after = self._look_ahead(conn, batch, self._position + 1)
+            self._deliver(conn, row, checked)
+            if stop_after:
+                raise _Stop
+            if not self.relay.is_open:
+                checked = None  # the session ended (e.g. a relay error): check the next again
         self._batch_ids = []
 
     def _unsent(self) -> list[int]:
         # The current row counts as unsent until its outcome is written.
         return self._batch_ids[self._position :]
 
-    def _deliver(self, conn: Connection, row: claim.Claimed) -> None:
+    def _check(self, conn: Connection, row: claim.Claimed) -> str:
+        """Re-read the row, its subscriber and its issue right before sending (one query)."""
         check = self.hot.check(row.delivery_id)
         if check is None or check[3] != IssueStatus.SENDING:
-            raise _Stop  # paused or cancelled: within one message
+            return STOP  # paused or cancelled: takes effect within one message
         delivery_status, claimed_by, subscriber_status, _issue_status = check
         if claimed_by != self.worker or delivery_status not in PENDING:
-            return  # taken over after our lease ran out, or already done: not ours to send
+            return PASS  # taken over after our lease ran out, or already done: not ours
         if subscriber_status != SubscriberStatus.CONFIRMED:
             reason = LEFT_REPLY.format(status=subscriber_status)
             ledger.mark_skipped(conn, row, reason, clock.now())
             self.tally.skipped += 1
-            return
+            return PASS
+        return SEND
+
+    def _look_ahead(self, conn: Connection, batch: list[claim.Claimed], start: int):
+        """Check the rows after the current one; return (next row to send or None, stop)."""
+        for row in batch[start:]:
+            verdict = self._check(conn, row)
+            if verdict == SEND:
+                return row, False
+            if verdict == STOP:
+                return None, True
+        return None, False
+
+    def _deliver(self, conn: Connection, row: claim.Claimed, following) -> None:
         self.throttle.wait()
         token = make_unsubscribe_token(self.secret_key, row.subscriber_id, row.version)
         url = unsubscribe_url(self.base_url, token)
@@ -162,11 +186,11 @@ class IssueSender:
             ledger.fail(conn, row, None, f"not sent: {exc}", clock.now())
             self.tally.failed += 1
             return
-        self._send(conn, row, body)
+        self._send(conn, row, body, following.email if following is not None else None)
 
-    def _send(self, conn: Connection, row: claim.Claimed, body: bytes) -> None:
+    def _send(self, conn: Connection, row: claim.Claimed, body: bytes, then) -> None:
         try:
-            reply = self.relay.send(row.email, body)
+            reply = self.relay.send(row.email, body, then=then)
         except RelayError as exc:
             self._relay_error(conn, row, exc)
             return

@@ -59,8 +59,16 @@ class _State:
 
 
 class _Handler:
-    def __init__(self, state: _State):
+    def __init__(self, state: _State, pipelining: bool = True):
         self.state = state
+        self.pipelining = pipelining
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # aiosmtpd reads pipelined commands in order; advertise it (RFC 2920) like relays do.
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     def _take(self, address: str, at_data: bool) -> str | None:
         with self.state.lock:
@@ -110,14 +118,14 @@ class _Handler:
 class ScriptedSMTPServer:
     """An aiosmtpd server on 127.0.0.1 in a background thread; use as a context manager."""
 
-    def __init__(self, port: int | None = None, *, smtputf8: bool = True):
+    def __init__(self, port: int | None = None, *, smtputf8: bool = True, pipelining=True):
         self.state = _State()
         self.port = port or free_port()
         self.host = "127.0.0.1"
         # Our own loop, so that stop() can close it (aiosmtpd leaves its default loop open).
         self._loop = asyncio.new_event_loop()
         self._controller = Controller(
-            _Handler(self.state),
+            _Handler(self.state, pipelining),
             loop=self._loop,
             hostname=self.host,
             port=self.port,
