@@ -78,6 +78,8 @@ class Config:
         self.MAILER_SMTP_USERNAME = env_str("MAILER_SMTP_USERNAME", "")
         self.MAILER_SMTP_PASSWORD = env_str("MAILER_SMTP_PASSWORD", "")
         self.MAILER_SMTP_TIMEOUT = env_float("MAILER_SMTP_TIMEOUT", 30.0)
+        # PEM file of the CA that signed the relay's certificate; empty: the system's CAs.
+        self.MAILER_SMTP_CA_FILE = env_str("MAILER_SMTP_CA_FILE", "")
         self.MAILER_SMTP_CONNECTIONS = env_int("MAILER_SMTP_CONNECTIONS", 4)
         self.MAILER_SMTP_MESSAGES_PER_CONNECTION = env_int(
             "MAILER_SMTP_MESSAGES_PER_CONNECTION", 1000
@@ -112,11 +114,8 @@ class Config:
         # Subscriptions and abuse protection
         self.MAILER_CHECK_DELIVERABILITY = env_bool("MAILER_CHECK_DELIVERABILITY", not debug)
         self.MAILER_DNS_TIMEOUT = env_float("MAILER_DNS_TIMEOUT", 3.0)
-        # Resolvers for the deliverability check, "IP" or "IP:PORT", comma-separated;
-        # empty: the system's (/etc/resolv.conf).
-        self.MAILER_DNS_NAMESERVERS = env_str("MAILER_DNS_NAMESERVERS", "")
-        # Resolvers for `deliverability check` ("IP" or "IP#PORT", comma-separated); empty:
-        # the system's (/etc/resolv.conf).
+        # Resolvers for `deliverability check` and the signup's address check ("IP" or
+        # "IP#PORT", comma-separated); empty: the system's (/etc/resolv.conf).
         self.MAILER_DNS_NAMESERVERS = env_str("MAILER_DNS_NAMESERVERS", "")
         self.MAILER_ALLOW_SMTPUTF8 = env_bool("MAILER_ALLOW_SMTPUTF8", False)
         self.MAILER_CONFIRM_MAX_AGE = env_int("MAILER_CONFIRM_MAX_AGE", 7 * 24 * 3600)

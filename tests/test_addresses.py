@@ -321,7 +321,7 @@ def test_signup_with_the_dns_check_on(app, client, session, behaviour, status):
         app.config.update(
             MAILER_CHECK_DELIVERABILITY=True,
             MAILER_DNS_TIMEOUT=0.3,
-            MAILER_DNS_NAMESERVERS=f"127.0.0.1:{server.port}",
+            MAILER_DNS_NAMESERVERS=f"127.0.0.1#{server.port}",
         )
         response = client.post("/subscribe", data={"email": "person@mail.example.net"})
     assert response.status_code == status
@@ -337,8 +337,10 @@ def test_nameserver_setting():
     from mailer.subscriptions.addresses import resolver_for
 
     assert resolver_for("") is None
-    resolver = resolver_for("127.0.0.1:5353, [::1]:5353")
-    assert (resolver.nameservers, resolver.port) == (["127.0.0.1", "::1"], 5353)
-    assert resolver_for("192.0.2.53").port == 53
-    with pytest.raises(ValueError, match="one port"):
-        resolver_for("127.0.0.1:53,127.0.0.2:54")
+    resolver = resolver_for("127.0.0.1#5353, ::1")
+    assert [(ns.address, ns.port) for ns in resolver.nameservers] == [
+        ("127.0.0.1", 5353),
+        ("::1", 53),
+    ]
+    with pytest.raises(ValueError, match="bad port"):
+        resolver_for("127.0.0.1#dns")

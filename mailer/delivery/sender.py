@@ -137,8 +137,12 @@ class IssueSender:
             if clock.now() >= renew_at:
                 claim.renew(conn, self._unsent(), self.worker, clock.now())
                 renew_at = clock.now() + claim.LEASE / 3
-            if row is not checked and self._check(conn, row) != SEND:
-                continue
+            if row is not checked:
+                verdict = self._check(conn, row)
+                if verdict == STOP:
+                    raise _Stop
+                if verdict == PASS:
+                    continue
             checked, stop_after = self._look_ahead(conn, batch, self._position + 1)
             self._deliver(conn, row, checked)
             if stop_after:

@@ -9,75 +9,13 @@ scans, instead of smtplib's per-message regular expressions over the whole body.
 
 import smtplib
 import socket
-import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
-from email.utils import parseaddr
 from functools import cache
 
 from .errors import RecipientNotSupported, RelayError
+from .relay import RelaySettings, SmtpReply
 
-SECURITY_MODES = ("none", "starttls", "ssl")
-
-
-@dataclass(frozen=True)
-class SmtpReply:
-    """A reply of the relay to one message: ``code`` (e.g. 250) and ``text`` (one line)."""
-
-    code: int
-    text: str
-
-    @property
-    def ok(self) -> bool:
-        """True for a 2xx reply: the relay took the message (RFC 5321 §4.2.1)."""
-        return 200 <= self.code < 300
-
-    @property
-    def temporary(self) -> bool:
-        """True for a 4xx reply: try again later (a soft bounce)."""
-        return 400 <= self.code < 500
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.text}"
-
-
-@dataclass(frozen=True)
-class RelaySettings:
-    """Where and how to reach the relay; built from the app config with :meth:`from_config`."""
-
-    host: str
-    port: int
-    security: str
-    username: str
-    password: str
-    timeout: float
-    max_messages: int
-    sender: str
-
-    @classmethod
-    def from_config(cls, config: Mapping) -> "RelaySettings":
-        """Read the ``MAILER_SMTP_*`` settings and the envelope sender (from ``MAILER_FROM``).
-
-        Raises:
-            ValueError: ``MAILER_SMTP_SECURITY`` is not none, starttls or ssl.
-        """
-        security = str(config["MAILER_SMTP_SECURITY"]).lower()
-        if security not in SECURITY_MODES:
-            raise ValueError(
-                f"MAILER_SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)}, "
-                f"got {security!r}"
-            )
-        return cls(
-            host=config["MAILER_SMTP_HOST"],
-            port=int(config["MAILER_SMTP_PORT"]),
-            security=security,
-            username=config.get("MAILER_SMTP_USERNAME", ""),
-            password=config.get("MAILER_SMTP_PASSWORD", ""),
-            timeout=float(config["MAILER_SMTP_TIMEOUT"]),
-            max_messages=max(1, int(config["MAILER_SMTP_MESSAGES_PER_CONNECTION"])),
-            sender=parseaddr(config["MAILER_FROM"])[1],
-        )
-
+__all__ = ["RelaySettings", "SmtpConnection", "SmtpReply", "send_message"]
 
 @cache
 def _local_hostname() -> str:
@@ -149,17 +87,16 @@ class SmtpConnection:
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         if s.security == "ssl":
-            context = ssl.create_default_context()
             return smtplib.SMTP_SSL(
                 s.host, s.port, local_hostname=_local_hostname(), timeout=s.timeout,
-                context=context,
+                context=s.tls_context(),
             )  # fmt: skip
         return smtplib.SMTP(s.host, s.port, local_hostname=_local_hostname(), timeout=s.timeout)
 
     def _handshake(self, client: smtplib.SMTP) -> None:
         client.ehlo_or_helo_if_needed()
         if self.settings.security == "starttls":
-            client.starttls(context=ssl.create_default_context())
+            client.starttls(context=self.settings.tls_context())
             client.ehlo()
         if self.settings.username:
             client.login(self.settings.username, self.settings.password)

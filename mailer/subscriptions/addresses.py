@@ -14,6 +14,7 @@ import logging
 import time
 
 import dns.exception
+import dns.nameserver
 import dns.resolver
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
 from email_validator.deliverability import validate_email_deliverability
@@ -134,42 +135,23 @@ def _is_lookup_failure(exc: EmailUndeliverableError) -> bool:
 
 
 def resolver_for(nameservers: str) -> dns.resolver.Resolver | None:
-    """Return a resolver for ``MAILER_DNS_NAMESERVERS`` ("IP" or "IP:PORT", comma-separated;
-    IPv6 as "[::1]:53"), or None for the system's resolver when the setting is empty.
+    """Return a resolver for ``MAILER_DNS_NAMESERVERS`` ("IP" or "IP#PORT", comma-separated,
+    the format ``deliverability check`` reads too), or None (the system's) when it is empty.
 
     Raises:
-        ValueError: a port that is not a number, or servers on different ports (dnspython
-            uses one port for all).
+        ValueError: a port that is not a number.
     """
-    entries = [entry.strip() for entry in nameservers.split(",") if entry.strip()]
-    if not entries:
+    servers = []
+    for entry in filter(None, (part.strip() for part in nameservers.split(","))):
+        address, _, port = entry.partition("#")
+        if port and not port.isdigit():
+            raise ValueError(f"MAILER_DNS_NAMESERVERS: bad port in {entry!r}")
+        servers.append(dns.nameserver.Do53Nameserver(address, int(port or 53)))
+    if not servers:
         return None
-    hosts, ports = [], set()
-    for entry in entries:
-        host, port = _host_port(entry)
-        hosts.append(host)
-        ports.add(port)
-    if len(ports) > 1:
-        raise ValueError(
-            f"MAILER_DNS_NAMESERVERS: use one port for all servers, got {nameservers!r}"
-        )
     resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = hosts
-    resolver.port = ports.pop()
+    resolver.nameservers = servers
     return resolver
-
-
-def _host_port(entry: str) -> tuple[str, int]:
-    if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
-        port = rest.removeprefix(":") or "53"
-    elif entry.count(":") == 1:
-        host, port = entry.split(":")
-    else:
-        host, port = entry, "53"
-    if not port.isdigit():
-        raise ValueError(f"MAILER_DNS_NAMESERVERS: bad port in {entry!r}")
-    return host, int(port)
 
 
 def mask_email(address: str) -> str:
