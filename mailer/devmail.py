@@ -117,12 +117,15 @@ class MailSummary:
     size: int
 
 
-def list_messages(directory: Path) -> list[MailSummary]:
-    """Return the stored messages, newest first (by arrival); [] when there is no mailbox."""
+def list_messages(directory: Path, limit: int = 500) -> list[MailSummary]:
+    """Return the newest ``limit`` stored messages, newest first (by arrival).
+
+    Returns [] when there is no mailbox yet. Each listed file is parsed for its headers.
+    """
     if not directory.is_dir():
         return []
     names = sorted((p.name for p in directory.iterdir() if _NAME.fullmatch(p.name)), reverse=True)
-    return [_summary(directory / name) for name in names]
+    return [_summary(directory / name) for name in names[:limit]]
 
 
 def _summary(path: Path) -> MailSummary:

@@ -22,7 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import flask_migrate
+
 from config import BASE_DIR
+
+from . import create_app
+from .content.demo import load_demo_feed
+from .devmail import MailCatcher
+from .extensions import db
 
 log = logging.getLogger("mailer.devserver")
 HOST = "127.0.0.1"
@@ -65,11 +72,6 @@ def prepare_database(app) -> None:
     Raises:
         RuntimeError: the migration failed; the message says what to do.
     """
-    import flask_migrate
-
-    from .content.demo import load_demo_feed
-    from .extensions import db
-
     with app.app_context():
         try:
             flask_migrate.upgrade()
@@ -83,6 +85,7 @@ def prepare_database(app) -> None:
             db.session.commit()
             if feed is not None:
                 log.info("loaded the demo feed %s", feed.url)
+        db.engine.dispose()  # the children open their own connections
 
 
 def _port_free(port: int) -> bool:
@@ -160,8 +163,6 @@ def _supervise(children: dict[str, subprocess.Popen], stop: _StopFlag) -> int:
 
 def run(settings: DevSettings, env: dict[str, str]) -> int:
     """Start the catcher, the web app and the worker; return the exit code once stopped."""
-    from .devmail import MailCatcher
-
     stop = _StopFlag()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop.set)
@@ -192,8 +193,6 @@ def main() -> int:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per connection
     os.environ.setdefault("FLASK_DEBUG", "1")
     os.environ.setdefault("MAILER_DEMO_FEED", "1")
-    from . import create_app
-
     app = create_app()
     settings = DevSettings(
         web_port=app.config["MAILER_DEV_PORT"],

@@ -18,6 +18,7 @@ import pickle
 import queue as queue_module
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 
@@ -27,11 +28,13 @@ from .. import create_app
 from ..extensions import db
 from ..models import Issue
 from . import mime
+from .hotpath import checkpoint
 from .sender import IssueSender, Tally
 
 log = logging.getLogger(__name__)
 
 POLL = 0.25  # seconds between progress reports
+CHECKPOINT_EVERY = 1.0  # seconds between SQLite WAL checkpoints while senders work
 Report = Callable[[Tally], None]
 
 
@@ -71,9 +74,13 @@ def run_threads(
     for thread in threads:
         thread.start()
     try:
+        next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
         while any(thread.is_alive() for thread in threads):
             _wait_any(threads)
             report(_total(senders))
+            if time.monotonic() >= next_checkpoint:
+                checkpoint(db.engine)
+                next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
     except KeyboardInterrupt:
         stop.set()
         for thread in threads:
@@ -81,6 +88,7 @@ def run_threads(
         raise
     total = _total(senders)
     report(total)
+    checkpoint(db.engine)
     return total, errors
 
 

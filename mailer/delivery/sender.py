@@ -91,7 +91,6 @@ class IssueSender:
         """Claim and send batches until nothing is due, the issue stops sending, or ``stop``."""
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.hot = HotPath(conn)
-        self.hot.relax_durability()
         try:
             while not self.stop.is_set():
                 batch = self._next_batch(conn)
@@ -105,7 +104,7 @@ class IssueSender:
                 claim.release(conn, self._unsent(), self.worker)
             finally:
                 self.relay.close()
-                self.hot.close()  # also restores the connection's durability setting
+                self.hot.close()  # also restores the connection's settings
                 conn.close()
         return self.tally
 

@@ -161,3 +161,23 @@ def test_make_run_serves_the_site_and_catches_a_digest(dev_env, tmp_path):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         server.wait()
+
+
+def test_dev_children_send_to_the_mail_catcher_whatever_the_environment(tmp_path):
+    from mailer.devserver import DevSettings, child_environment
+
+    settings = DevSettings(web_port=5123, smtp_port=2626, reload=False, mailbox=tmp_path)
+    real_relay = {
+        "MAILER_SMTP_HOST": "smtp.example.net",
+        "MAILER_SMTP_PORT": "587",
+        "MAILER_SMTP_SECURITY": "starttls",
+        "MAILER_SMTP_USERNAME": "newsletter",
+        "MAILER_SMTP_PASSWORD": "secret",
+    }
+    env = child_environment(settings, real_relay)
+    assert (env["MAILER_SMTP_HOST"], env["MAILER_SMTP_PORT"]) == ("127.0.0.1", "2626")
+    assert env["MAILER_SMTP_SECURITY"] == "none" and env["MAILER_SMTP_PASSWORD"] == ""
+    assert env["MAILER_BASE_URL"] == "http://127.0.0.1:5123"
+    assert env["FLASK_DEBUG"] == "1"
+    kept = child_environment(settings, {"MAILER_BASE_URL": "http://dev.local:8000"})
+    assert kept["MAILER_BASE_URL"] == "http://dev.local:8000"
