@@ -209,7 +209,7 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary: SendSummary, pr
             app, issue_id, shares, rate=rate, stop=_stop_requested, report=report
         )
     else:
-        tally, errors = runner.run_threads(
+        tally, errors = runner.run_here(
             app, issue_id, compiled, sum(shares), rate=rate, stop=_stop_requested,
             report=report,
         )  # fmt: skip

@@ -17,7 +17,6 @@ import multiprocessing
 import pickle
 import queue as queue_module
 import signal
-import threading
 import time
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
@@ -54,64 +53,41 @@ def rate_share(config: Mapping) -> float:
     return float(config["MAILER_SEND_RATE"]) / max(1, int(config["MAILER_SMTP_CONNECTIONS"]))
 
 
-def run_threads(
+def run_here(
     app: Flask, issue_id: int, compiled, connections: int, *, rate: float, stop, report: Report
 ) -> tuple[Tally, list[str]]:
-    """Run ``connections`` senders of ``issue_id`` as threads; return their total and errors.
+    """Run one sender with ``connections`` relay connections in this thread.
 
-    ``report`` gets the running total every ``POLL`` seconds. Ctrl-C sets ``stop``: each
-    sender finishes its current message, gives back its leases, and the interrupt goes on.
+    Args:
+        rate: messages/s per connection (0 = unlimited).
+        stop: an Event; once set, the sender finishes the messages on the wire and returns.
+        report: gets the running counts every ``POLL`` seconds.
+
+    Returns:
+        (the counts, errors): a sender stopped by an unexpected error (e.g. the database went
+        away) is logged and listed, never lost; its unsent rows wait for their lease to end.
     """
-    senders = [
-        IssueSender(db.engine, app.config, issue_id, compiled, slot=slot, rate=rate, stop=stop)
-        for slot in range(connections)
-    ]
+    sender = IssueSender(
+        db.engine, app.config, issue_id, compiled, connections=connections,
+        rate=rate * connections, stop=stop,
+    )  # fmt: skip
+    next_checkpoint = [time.monotonic() + CHECKPOINT_EVERY]
+
+    def tick() -> None:
+        report(sender.tally)
+        if time.monotonic() >= next_checkpoint[0]:
+            checkpoint(db.engine)
+            next_checkpoint[0] = time.monotonic() + CHECKPOINT_EVERY
+
     errors: list[str] = []
-    threads = [
-        threading.Thread(target=_run_sender, args=(app, sender, errors), daemon=True)
-        for sender in senders
-    ]
-    for thread in threads:
-        thread.start()
     try:
-        next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
-        while any(thread.is_alive() for thread in threads):
-            _wait_any(threads)
-            report(_total(senders))
-            if time.monotonic() >= next_checkpoint:
-                checkpoint(db.engine)
-                next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
-    except KeyboardInterrupt:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        raise
-    total = _total(senders)
-    report(total)
+        sender.run(tick=tick, every=POLL)
+    except Exception as exc:  # noqa: BLE001 - reported by the caller, never lost
+        log.exception("sender %s stopped by an error", sender.rows.worker)
+        errors.append(f"sender {sender.rows.worker}: {type(exc).__name__}: {exc}")
+    report(sender.tally)
     checkpoint(db.engine)
-    return total, errors
-
-
-def _wait_any(threads: list[threading.Thread]) -> None:
-    alive = [thread for thread in threads if thread.is_alive()]
-    if alive:
-        alive[0].join(POLL)
-
-
-def _total(senders: list[IssueSender]) -> Tally:
-    total = Tally()
-    for sender in senders:
-        total.add(sender.tally)
-    return total
-
-
-def _run_sender(app: Flask, sender: IssueSender, errors: list[str]) -> None:
-    with app.app_context():
-        try:
-            sender.run()
-        except Exception as exc:  # noqa: BLE001 - reported by the coordinator, never lost
-            log.exception("sender %s stopped by an error", sender.worker)
-            errors.append(f"sender {sender.worker}: {type(exc).__name__}: {exc}")
+    return sender.tally, errors
 
 
 def portable_config(config: Mapping) -> SimpleNamespace:
@@ -207,7 +183,7 @@ def child_main(config, issue_id: int, connections: int, rate: float, index: int,
         issue = db.session.get(Issue, issue_id)
         compiled = mime.compile_issue(issue, app.config)
         db.session.remove()
-        total, errors = run_threads(
+        total, errors = run_here(
             app, issue_id, compiled, connections, rate=rate, stop=stop,
             report=lambda tally: results.put((index, tally.as_dict(), None)),
         )  # fmt: skip

@@ -23,7 +23,7 @@ def _local_hostname() -> str:
     return socket.gethostname() or "localhost"
 
 
-def _data_bytes(body: bytes) -> bytes:
+def data_bytes(body: bytes) -> bytes:
     """Return ``body`` dot-stuffed and terminated with CRLF "." CRLF (RFC 5321 §4.5.2)."""
     if body.startswith(b"."):
         body = b"." + body
@@ -32,6 +32,26 @@ def _data_bytes(body: bytes) -> bytes:
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     return body + b".\r\n"
+
+
+def envelope_commands(sender: str, recipient: str, smtputf8: bool) -> list[bytes]:
+    """MAIL, RCPT and DATA for one recipient (with the SMTPUTF8 option when it needs it).
+
+    Raises:
+        RecipientNotSupported: a non-ASCII address and a relay without SMTPUTF8 (RFC 6531).
+    """
+    options = ""
+    if not recipient.isascii():
+        if not smtputf8:
+            raise RecipientNotSupported(
+                f"{recipient!r} needs SMTPUTF8 (RFC 6531) and the relay does not offer it"
+            )
+        options = " SMTPUTF8"
+    return [
+        f"MAIL FROM:<{sender}>{options}\r\n".encode(),
+        f"RCPT TO:<{recipient}>\r\n".encode(),
+        b"DATA\r\n",
+    ]
 
 
 class _Closing(Exception):
@@ -62,6 +82,21 @@ class SmtpConnection:
     def is_open(self) -> bool:
         """True while a connection is established."""
         return self._client is not None
+
+    @property
+    def socket(self):
+        """The connected socket (None when closed), for a caller that drives it itself."""
+        return self._client.sock if self._client is not None else None
+
+    @property
+    def pipelining(self) -> bool:
+        """True when the relay offered PIPELINING (RFC 2920) in its EHLO reply."""
+        return self._pipelining
+
+    @property
+    def smtputf8(self) -> bool:
+        """True when the relay offered SMTPUTF8 (RFC 6531) in its EHLO reply."""
+        return self._smtputf8
 
     def open(self) -> None:
         """Connect, EHLO, STARTTLS or TLS per ``security``, and log in when a username is set.
@@ -181,7 +216,7 @@ class SmtpConnection:
             self._read()
             self._reset()
             return rcpt
-        payload, announced = self._with_next_envelope(_data_bytes(body), sender, then)
+        payload, announced = self._with_next_envelope(data_bytes(body), sender, then)
         self._write(payload)
         self._pending = announced
         return self._read()
@@ -196,10 +231,7 @@ class SmtpConnection:
             return payload, None  # the next send() reports it
 
     def _envelope_commands(self, sender: str, recipient: str) -> bytes:
-        options = self._mail_options(recipient)
-        return (
-            f"MAIL FROM:<{sender}>{options}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
-        )
+        return b"".join(envelope_commands(sender, recipient, self._smtputf8))
 
     def _envelope(self, sender: str, recipient: str):
         commands = self._envelope_commands(sender, recipient)
@@ -214,15 +246,6 @@ class SmtpConnection:
                 break
         replies += [None] * (3 - len(replies))
         return tuple(replies)
-
-    def _mail_options(self, recipient: str) -> str:
-        if recipient.isascii():
-            return ""
-        if not self._smtputf8:
-            raise RecipientNotSupported(
-                f"{recipient!r} needs SMTPUTF8 (RFC 6531) and the relay does not offer it"
-            )
-        return " SMTPUTF8"
 
     def _write(self, data: bytes) -> None:
         self._client.sock.sendall(data)
