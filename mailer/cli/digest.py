@@ -2,7 +2,7 @@
 
 import click
 from flask import current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from ..digest import build, preflight, spamcheck
 from ..digest.errors import DigestError
@@ -11,7 +11,7 @@ from ..models import Section
 from .send import digest_send_command
 
 
-@click.group("digest")
+@click.group("digest", cls=AppGroup)
 def digest_cli():
     """Build and send the weekly digest."""
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from ..extensions import db
@@ -13,7 +14,7 @@ from ..subscriptions import service
 from ..subscriptions.errors import ImportFileError, InvalidAddress, Suppressed
 
 
-@click.group("subscribers")
+@click.group("subscribers", cls=AppGroup)
 def subscribers_cli():
     """Add, import and list subscribers."""
 

@@ -68,10 +68,14 @@ class Rows:
         self.streak = 0  # the issue's consecutive relay errors when last read
         self._renew_at = None
 
-    def take(self, conn: Connection) -> Claimed | None:
-        """The next claimed row, claiming a batch when none is left; None when done."""
+    def take(self, conn: Connection, in_flight: int = 0) -> Claimed | None:
+        """The next claimed row, claiming a batch when none is left; None when done.
+
+        ``in_flight``: this sender's messages on the wire, not yet counted as sent (they
+        count against the hourly cap).
+        """
         if not self.queue and not self.exhausted:
-            batch = self._claim(conn)
+            batch = self._claim(conn, in_flight)
             self.exhausted = not batch
             self.queue.extend(batch)
         return self.queue.popleft() if self.queue else None
@@ -80,7 +84,7 @@ class Rows:
         """Return a row that was taken but not sent (it goes first next time)."""
         self.queue.appendleft(row)
 
-    def _claim(self, conn: Connection) -> list[Claimed]:
+    def _claim(self, conn: Connection, in_flight: int) -> list[Claimed]:
         status, self.streak = conn.execute(
             select(Issue.status, Issue.error_streak).where(Issue.id == self.issue_id)
         ).one()
@@ -90,7 +94,7 @@ class Rows:
         size = self.batch_size
         allowance = hourly_allowance(conn, self.hourly_cap, now)
         if allowance is not None:
-            size = min(size, allowance)
+            size = min(size, allowance - in_flight)
         if size <= 0:
             return []
         self._renew_at = now + claim.LEASE / 3

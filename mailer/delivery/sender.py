@@ -154,7 +154,7 @@ class IssueSender:
 
     def _next_job(self, channel: Channel) -> Job | None:
         """The next row worth sending, checked and personalised; None when there is none."""
-        while (row := self.rows.take(self.conn)) is not None:
+        while (row := self.rows.take(self.conn, len(self._on_wire()))) is not None:
             verdict = self._check(row)
             if verdict == STOP:
                 self.stopping = True
