@@ -20,10 +20,13 @@ INSERT = text(
 )
 
 
+PRAGMAS = ("journal_mode=WAL", "busy_timeout=15000", "foreign_keys=ON", "synchronous=NORMAL")
+
+
 def _pragmas(dbapi_connection, _record) -> None:
     # The same settings as mailer.create_app gives SQLite.
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "busy_timeout=15000", "foreign_keys=ON", "synchronous=NORMAL"):
+    for pragma in PRAGMAS:
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 

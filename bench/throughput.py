@@ -94,7 +94,8 @@ def time_now():
     return clock.now()
 
 
-def bench_database(kind: str, n: int, naive_n: int, connections_list=CONNECTIONS) -> dict:
+def bench_database(kind: str, n: int, naive_n: int, connections_list=CONNECTIONS,
+                   processes: int | None = None) -> dict:  # fmt: skip
     """All runs on one database; returns the figures."""
     from mailer import create_app
 
@@ -102,7 +103,11 @@ def bench_database(kind: str, n: int, naive_n: int, connections_list=CONNECTIONS
     result: dict = {"database": kind, "n": n, "runs": []}
     with common.database(kind) as url, common.smtp_sink(port):
         instance = Path(tempfile.mkdtemp(prefix="mailer-bench-instance-"))
-        app = create_app(common.bench_config(url, port, instance))
+        overrides = {"MAILER_SENDER_PROCESSES": processes} if processes else {}
+        app = create_app(common.bench_config(url, port, instance, **overrides))
+        result["sender_processes"] = (
+            1 if kind == "sqlite" else app.config["MAILER_SENDER_PROCESSES"]
+        )
         common.create_schema(app)
         result["size_bytes"] = size = common.build_digest(app)
         common.generate_subscribers(app, n)
@@ -114,7 +119,7 @@ def bench_database(kind: str, n: int, naive_n: int, connections_list=CONNECTIONS
             result["runs"].append(
                 {"connections": connections, "ours": ours, "smtp_source": theirs, "ratio": ratio}
             )
-            print(f"{kind} {connections} connections: ours {ours}, smtp-source {theirs}", flush=True)
+            print(f"{kind} {connections} conn.: ours {ours}, smtp-source {theirs}", flush=True)
         result["naive"] = run_naive(app, port, naive_n) if naive_n else None
         with app.app_context():
             from mailer.extensions import db
@@ -130,15 +135,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--naive-n", type=int, default=1_000, help="messages for the naive way")
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--connections", default="1,4,16", help="comma-separated counts")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="MAILER_SENDER_PROCESSES (default: the number of cores)")  # fmt: skip
     args, _unknown = parser.parse_known_args(argv)
     kinds = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
     counts = tuple(int(c) for c in args.connections.split(","))
-    results = [bench_database(kind, args.n, args.naive_n, counts) for kind in kinds]
+    results = [bench_database(kind, args.n, args.naive_n, counts, args.processes) for kind in kinds]
     rows = []
     for result in results:
         for run in result["runs"]:
             rows.append([
-                result["database"], run["connections"], f"{run['ours']['msgs_per_s']:,.0f}",
+                f"{result['database']} ({result['sender_processes']} proc.)", run["connections"],
+                f"{run['ours']['msgs_per_s']:,.0f}",
                 f"{run['smtp_source']['msgs_per_s']:,.0f}", f"{run['ratio']:.2f}",
             ])  # fmt: skip
         if result["naive"]:
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
             speedup = four["ours"]["msgs_per_s"] / result["naive"]["msgs_per_s"]
             result["speedup_over_naive_at_4"] = round(speedup, 1)
             rows.append([
-                result["database"], "1 per message (naive)",
+                result["database"], "new one per message (naive)",
                 f"{result['naive']['msgs_per_s']:,.0f}", "-", f"ours x{speedup:.0f}",
             ])  # fmt: skip
     size = results[0]["size_bytes"]

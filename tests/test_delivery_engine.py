@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import event, select
 
 from mailer import clock
-from mailer.delivery import engine, queue, states
+from mailer.delivery import engine, mime, queue, states
 from mailer.delivery.errors import InvalidTransition, NothingToSend
 from mailer.extensions import db
 from mailer.models import (
@@ -70,6 +70,11 @@ def test_send_mails_each_confirmed_subscriber_once(app, session, smtp_server):
         claim = read_unsubscribe_token(app.config["SECRET_KEY"], token)
         subscriber = session.get(Subscriber, claim.subscriber_id)
         assert subscriber.email == item.rcpt_tos[0]
+        # The bytes that arrived are the full reference build (dot-stuffing undone by SMTP).
+        issue = session.scalars(select(Issue)).one()
+        url = message["List-Unsubscribe"].strip("<>")
+        expected = mime.build_message(issue, subscriber.id, subscriber.email, url, app.config)
+        assert item.data == expected
     rows = deliveries_by_email(session)
     assert {r.status for r in rows.values()} == {"sent"}
     assert all(r.last_code == 250 and r.sent_at is not None for r in rows.values())
@@ -471,3 +476,35 @@ def test_start_issue_picks_and_refuses(app, session):
         engine.start_issue(session, 2)
     issue, queued = engine.start_issue(session, 1)
     assert (issue.status, queued) == ("sent", 0)
+
+
+def test_a_relay_without_pipelining_and_the_per_connection_cap(app_config, request):
+    from tests.support.smtpd import ScriptedSMTPServer
+
+    with ScriptedSMTPServer(pipelining=False) as plain:
+        app_config.update(
+            MAILER_SMTP_PORT=plain.port,
+            MAILER_SMTP_CONNECTIONS=1,
+            MAILER_SMTP_MESSAGES_PER_CONNECTION=3,
+        )
+        app = request.getfixturevalue("app")
+        plain.script("gone@example.com", "550 5.1.1 no such user")
+        plain.script("grey@example.com", "451 4.7.1 later", times=1)
+        emails = [f"m{i}@example.com" for i in range(7)]
+        with app.app_context():
+            add_subscribers(db.session, emails[:2] + ["gone@example.com", "grey@example.com"])
+            add_subscribers(db.session, emails[2:])
+            make_issue(db.session)
+            start(db.session)
+            summary = engine.send_pending(app)
+            rows = deliveries_by_email(db.session)
+        received = plain.received
+
+    assert (summary.sent, summary.failed, summary.deferred) == (7, 1, 1)
+    assert (rows["gone@example.com"].status, rows["grey@example.com"].status) == (
+        "failed",
+        "deferred",
+    )
+    assert sorted(r.rcpt_tos[0] for r in received) == emails
+    per_connection = [r.connection for r in received]
+    assert [per_connection.count(c) for c in dict.fromkeys(per_connection)] == [3, 3, 1]

@@ -99,6 +99,7 @@ def test_plan_splits_connections_over_processes():
     assert runner.plan({**config, "MAILER_SMTP_CONNECTIONS": 5}) == [3, 2]
     assert runner.plan({**config, "MAILER_SMTP_CONNECTIONS": 1}) == [1]
     assert runner.plan({**config, "MAILER_SENDER_PROCESSES": 8}) == [1, 1, 1, 1]
+    assert runner.plan(config, "sqlite") == [4]  # one writer process on SQLite
 
 
 def settings(server, **changes) -> RelaySettings:
@@ -199,35 +200,3 @@ def _config(server) -> dict:
         "MAILER_FROM": "Japan Weekly <news@example.com>",
     }
 
-
-def test_pipelined_next_envelope_saves_a_round_trip_and_keeps_replies_apart():
-    with ScriptedSMTPServer() as server:
-        server.script("refused@example.com", "550 5.1.1 no such user")
-        server.script("closing@example.com", "421 4.3.2 going down", times=1)
-        connection = SmtpConnection(settings(server))
-        assert connection.send("a@example.com", BODY, then="refused@example.com").ok
-        assert connection.send("refused@example.com", BODY, then="b@example.com").code == 550
-        assert connection.send("b@example.com", BODY, then="closing@example.com").ok
-        with pytest.raises(RelayError) as caught:
-            connection.send("closing@example.com", BODY)
-        assert caught.value.code == 421
-        assert connection.send("c@example.com", BODY).ok
-        connection.close()
-        arrived = [(r.rcpt_tos[0], r.connection) for r in server.received]
-    assert [address for address, _conn in arrived] == [
-        "a@example.com", "b@example.com", "c@example.com",
-    ]  # fmt: skip
-    assert arrived[0][1] == arrived[1][1] != arrived[2][1]
-
-
-def test_a_changed_mind_after_an_announced_envelope_sends_nothing_extra():
-    with ScriptedSMTPServer() as server:
-        connection = SmtpConnection(settings(server))
-        assert connection.send("a@example.com", BODY, then="skipped@example.com").ok
-        assert connection.send("other@example.com", BODY).ok
-        connection.send("b@example.com", BODY, then="never@example.com")
-        connection.close()  # with an announced envelope: hangs up instead of QUIT
-        assert [r.rcpt_tos[0] for r in server.received] == [
-            "a@example.com", "other@example.com", "b@example.com",
-        ]  # fmt: skip
-        assert all(r.data == BODY for r in server.received)

@@ -197,7 +197,7 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary: SendSummary, pr
     if not due:
         return
     report = _reporter(issue_id, number, progress)
-    shares = runner.plan(app.config)
+    shares = runner.plan(app.config, db.engine.dialect.name)
     rate = runner.rate_share(app.config)
     use_processes = len(shares) > 1 and due >= MIN_ROWS_FOR_PROCESSES
     compiled = None
@@ -218,7 +218,7 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary: SendSummary, pr
 
 
 def _due_count(issue_id: int) -> int:
-    # Counts up to MIN_ROWS_FOR_PROCESSES only: enough to choose threads or processes.
+    # Counts up to MIN_ROWS_FOR_PROCESSES only: enough to choose this process or several.
     due = (
         select(Delivery.id)
         .where(Delivery.issue_id == issue_id, Delivery.status.in_(queue.PENDING))

@@ -7,8 +7,6 @@ connection's dialect once, and then executed directly; the column types' own bin
 convert the values, so what is stored is what SQLAlchemy would store.
 """
 
-import threading
-from contextlib import nullcontext
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
@@ -17,11 +15,13 @@ from sqlalchemy.engine import Connection, Engine
 from ..models import Delivery, DeliveryStatus, Issue, Subscriber
 from .retry import REPLY_LIMIT
 
+WAIT_MS = 200  # longest a checkpoint waits for other connections
+CHECK_AHEAD = 8  # rows checked per query: the next message and the ones after it
 CHECK = (
-    select(Delivery.status, Delivery.claimed_by, Subscriber.status, Issue.status)
+    select(Delivery.id, Delivery.status, Delivery.claimed_by, Subscriber.status, Issue.status)
     .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
     .join(Issue, Issue.id == Delivery.issue_id)
-    .where(Delivery.id == bindparam("delivery_id"))
+    .where(Delivery.id.in_([bindparam(f"id{n}") for n in range(CHECK_AHEAD)]))
 )
 MARK_SENT = (
     update(Delivery)
@@ -65,12 +65,6 @@ class Prepared:
         return values
 
 
-# SQLite has one writer at a time; a second one waits in SQLite's busy handler, which sleeps
-# at least a millisecond per try. The senders of one process queue here instead, which costs
-# microseconds (one commit takes about fifty).
-_SQLITE_WRITES = threading.Lock()
-
-
 class HotPath:
     """Per-message reads and writes of one sender on its autocommit connection.
 
@@ -99,7 +93,6 @@ class HotPath:
         self._check = Prepared(conn, CHECK)
         self._mark_sent = Prepared(conn, MARK_SENT)
         self._restore: list[str] = []
-        self._write_lock = _SQLITE_WRITES if self.dialect == "sqlite" else nullcontext()
         if self.dialect == "postgresql":
             self.cursor.execute("SET synchronous_commit TO off")
             self._restore.append("RESET synchronous_commit")
@@ -108,14 +101,21 @@ class HotPath:
             self.cursor.execute("PRAGMA wal_autocheckpoint = 0")
             self._restore.append(f"PRAGMA wal_autocheckpoint = {int(pages)}")
 
-    def check(self, delivery_id: int) -> tuple | None:
-        """Return (delivery status, claimed_by, subscriber status, issue status) or None."""
-        self.cursor.execute(self._check.sql, self._check.params({"delivery_id": delivery_id}))
-        # fetchall, not fetchone: stepping to the end finishes the statement, so SQLite ends
-        # the read transaction now instead of at the next execute; a snapshot held across
-        # the SMTP exchange would keep every other sender from checkpointing the WAL.
-        rows = self.cursor.fetchall()
-        return tuple(rows[0]) if rows else None
+    def check(self, delivery_ids: list[int]) -> dict[int, tuple]:
+        """Re-read up to ``CHECK_AHEAD`` deliveries with their subscriber and issue.
+
+        Returns:
+            {delivery id: (delivery status, claimed_by, subscriber status, issue status)};
+            a row that no longer exists is missing.
+        """
+        ids = list(delivery_ids[:CHECK_AHEAD])
+        ids += [ids[0]] * (CHECK_AHEAD - len(ids))  # one compiled statement for any count
+        values = {f"id{n}": delivery_id for n, delivery_id in enumerate(ids)}
+        self.cursor.execute(self._check.sql, self._check.params(values))
+        # fetchall: stepping to the end finishes the statement, so SQLite ends the read
+        # transaction now; a snapshot held across the SMTP exchange would keep the WAL from
+        # being checkpointed.
+        return {row[0]: tuple(row[1:]) for row in self.cursor.fetchall()}
 
     def mark_sent(
         self, delivery_id: int, attempts: int, code: int, reply: str, now: datetime
@@ -128,9 +128,7 @@ class HotPath:
             "reply": reply[:REPLY_LIMIT],
             "now": now,
         }
-        params = self._mark_sent.params(values)
-        with self._write_lock:
-            self.cursor.execute(self._mark_sent.sql, params)
+        self.cursor.execute(self._mark_sent.sql, self._mark_sent.params(values))
 
     def close(self) -> None:
         """Put the session settings back (the connection returns to the pool); close."""
@@ -142,12 +140,22 @@ class HotPath:
 
 
 def checkpoint(engine: Engine) -> None:
-    """Checkpoint SQLite's WAL without waiting for anyone (PASSIVE); nothing elsewhere.
+    """Checkpoint SQLite's WAL and let the next commit start it over (no-op elsewhere).
 
-    The senders leave checkpoints to this (see :class:`HotPath`); the runner calls it about
-    once a second while they work, and once at the end.
+    RESTART, not PASSIVE: with senders reading and writing all the time, a passive
+    checkpoint rarely finds a moment when the WAL can start over, and the WAL file grows by
+    the size of every page written (hundreds of megabytes per hundred thousand messages).
+    RESTART waits for the readers of that moment, but at most ``WAIT_MS`` milliseconds (a
+    reader elsewhere, e.g. a slow admin page, must not stall the send): if it cannot, it
+    gives up and the next call tries again. The senders leave checkpoints to this (see
+    :class:`HotPath`); the runner calls it about once a second while they work.
     """
     if engine.dialect.name != "sqlite":
         return
     with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {WAIT_MS}")
+        try:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")

@@ -70,12 +70,6 @@ def has_deliveries(conn: Connection | Session, issue_id: int) -> bool:
     return bool(conn.scalar(select(exists().where(Delivery.issue_id == issue_id))))
 
 
-def is_due(delivery=Delivery):
-    """SQL condition: the row's next attempt time has come (or it never had one)."""
-    now = clock.now()
-    return or_(delivery.next_attempt_at.is_(None), delivery.next_attempt_at <= now)
-
-
 def has_due(conn: Connection | Session, issue_id: int) -> bool:
     """True when ``issue_id`` has a queued or deferred delivery whose time has come."""
     now = clock.now()

@@ -19,14 +19,14 @@ from collections.abc import Callable, Mapping
 
 from sqlalchemy.engine import Engine
 
-from .. import clock
 from ..models import DeliveryStatus, IssueStatus, SubscriberStatus
 from ..subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
 from . import claim, ledger
 from .channel import Channel
 from .errors import RecipientNotSupported, RelayError
-from .hotpath import HotPath
+from .hotpath import CHECK_AHEAD, HotPath
 from .jobs import PASS, SEND, STOP, Job, Rows, Tally
+from .outcomes import Outcomes
 from .relay import RelaySettings, SmtpReply
 from .smtp import data_bytes, envelope_commands
 from .throttle import Throttle
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["IssueSender", "Tally"]
 
 LEFT_REPLY = "not sent: the subscriber is {status} now"
+CHECK_FRESH = 0.05  # seconds a pre-send check stays good (a few messages at full speed)
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
 
 
@@ -67,7 +68,7 @@ class IssueSender:
         self.base_url = config["MAILER_BASE_URL"].rstrip("/")
         self.stopping = False
         self._selector = selectors.DefaultSelector()
-        self._streak_seen = False
+        self._checks: dict[int, tuple] = {}
 
     def run(self, tick: Callable[[], None] | None = None, every: float = 0.25) -> Tally:
         """Send until nothing is due, the issue stops sending, or ``stop``; return the counts.
@@ -77,6 +78,9 @@ class IssueSender:
         """
         self.conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.hot = HotPath(self.conn)
+        self.outcomes = Outcomes(
+            self.conn, self.hot, self.rules, self.throttle, self.rows, self.tally
+        )
         interrupted = False
         try:
             interrupted = self._loop(tick, every)
@@ -128,7 +132,7 @@ class IssueSender:
 
     def _start(self, channel: Channel) -> bool:
         """Start the next message on an idle channel; False when there is none to start."""
-        job = self._next_job(channel)
+        job = self._next_job()
         if job is None:
             return False
         if not channel.is_open:
@@ -152,9 +156,12 @@ class IssueSender:
             self._broken(channel, exc)
         return True
 
-    def _next_job(self, channel: Channel) -> Job | None:
-        """The next row worth sending, checked and personalised; None when there is none."""
-        while (row := self.rows.take(self.conn, len(self._on_wire()))) is not None:
+    def _next_job(self, current: int = 0) -> Job | None:
+        """The next row worth sending, checked and personalised; None when there is none.
+
+        ``current``: messages being handled right now that are not on the wire yet.
+        """
+        while (row := self.rows.take(self.conn, len(self._on_wire()) + current)) is not None:
             verdict = self._check(row)
             if verdict == STOP:
                 self.stopping = True
@@ -165,17 +172,25 @@ class IssueSender:
         return None
 
     def _check(self, row) -> str:
-        """Re-read the row, its subscriber and its issue right before sending (one query)."""
-        check = self.hot.check(row.delivery_id)
+        """Re-read the row, its subscriber and its issue right before sending.
+
+        One query reads the next ``CHECK_AHEAD`` rows; each answer is used only within
+        ``CHECK_FRESH`` seconds (a few messages), so what is checked is current.
+        """
+        checked_at, check = self._checks.pop(row.delivery_id, (0.0, None))
+        if time.monotonic() - checked_at > CHECK_FRESH:
+            ahead = [row.delivery_id, *(r.delivery_id for r in self.rows.queue)]
+            found = self.hot.check(ahead[:CHECK_AHEAD])
+            now = time.monotonic()
+            self._checks = {key: (now, value) for key, value in found.items()}
+            check = self._checks.pop(row.delivery_id, (now, None))[1]
         if check is None or check[3] != IssueStatus.SENDING:
             return STOP  # paused or cancelled
         delivery_status, claimed_by, subscriber_status, _issue_status = check
         if claimed_by != self.rows.worker or delivery_status not in PENDING:
             return PASS  # taken over after our lease ran out, or already done: not ours
         if subscriber_status != SubscriberStatus.CONFIRMED:
-            reason = LEFT_REPLY.format(status=subscriber_status)
-            ledger.mark_skipped(self.conn, row, reason, clock.now())
-            self.tally.skipped += 1
+            self.outcomes.skipped(row, LEFT_REPLY.format(status=subscriber_status))
             return PASS
         return SEND
 
@@ -186,8 +201,7 @@ class IssueSender:
                 row.subscriber_id, row.email, unsubscribe_url(self.base_url, token)
             )
         except ValueError as exc:  # an address that cannot be written into a header
-            ledger.fail(self.conn, row, None, f"not sent: {exc}", clock.now())
-            self.tally.failed += 1
+            self.outcomes.not_sendable(row, f"not sent: {exc}")
             return None
         return Job(row, body)
 
@@ -195,8 +209,7 @@ class IssueSender:
         try:
             return envelope_commands(self.settings.sender, job.row.email, channel.smtputf8)
         except RecipientNotSupported as exc:
-            ledger.fail(self.conn, job.row, None, str(exc), clock.now())
-            self.tally.failed += 1
+            self.outcomes.not_sendable(job.row, str(exc))
             return None
 
     # -- the event loop ----------------------------------------------------------------
@@ -244,7 +257,7 @@ class IssueSender:
         elif kind == "DATA":
             self._on_data(channel, job, reply)
         elif kind == "END":
-            self._outcome(job, reply)
+            self.outcomes.reply(job.row, reply)
             channel.finished += 1
             if channel.finished >= self.settings.max_messages and channel.idle:
                 self._forget(channel)
@@ -278,7 +291,7 @@ class IssueSender:
         last = channel.finished + 1 >= self.settings.max_messages
         if self.stopping or last or not channel.pipelining:
             return None
-        job = self._next_job(channel)
+        job = self._next_job(current=1)
         if job is not None:
             self.throttle.wait()
         return job
@@ -294,7 +307,7 @@ class IssueSender:
             self._relay_failure(job, RelayError(job.mail.code, f"sender refused: {job.mail.text}"))
             return
         refusal = next(r for r in (job.rcpt, data) if r is not None and not r.ok)
-        self._outcome(job, refusal)
+        self.outcomes.reply(job.row, refusal)
 
     def _broken(self, channel: Channel, exc: RelayError) -> None:
         """The connection is gone: the message it was answering for is deferred as a relay
@@ -307,47 +320,10 @@ class IssueSender:
             for job in reversed(jobs[1:]):
                 self.rows.put_back(job.row)
 
+    def _relay_failure(self, job: Job, exc: RelayError) -> None:
+        self.outcomes.relay_failure(job.row, exc)
+        self._checks.clear()  # that error may have paused the issue: check afresh
+
     def _forget(self, channel: Channel) -> None:
         if channel.sock is not None and channel.sock in self._selector.get_map():
             self._selector.unregister(channel.sock)
-
-    # -- outcomes ----------------------------------------------------------------------
-
-    def _outcome(self, job: Job, reply: SmtpReply) -> None:
-        row, now = job.row, clock.now()
-        if reply.ok:
-            self.hot.mark_sent(row.delivery_id, row.attempts + 1, reply.code, reply.text, now)
-            if row.soft_failures:
-                ledger.reset_soft_failures(self.conn, row.subscriber_id)
-            self.tally.sent += 1
-            self.throttle.accepted()
-        elif reply.temporary:
-            self._soft(row, reply, now)
-            self.throttle.refused_temporarily()
-        else:
-            ledger.fail(self.conn, row, reply.code, reply.text, now)
-            self.tally.failed += 1
-            hard = ledger.count_bounce(self.conn, row, str(reply), self.rules, True)
-            self.tally.suppressed += hard
-        if self._streak_seen or self.rows.streak:
-            ledger.clear_relay_errors(self.conn, self.rows.issue_id)  # the relay answers again
-            self._streak_seen, self.rows.streak = False, 0
-
-    def _soft(self, row, reply: SmtpReply, now) -> None:
-        status = ledger.defer(self.conn, row, reply.code, reply.text, now, self.rules)
-        if status == DeliveryStatus.DEFERRED:
-            self.tally.deferred += 1
-            return
-        self.tally.failed += 1
-        soft = ledger.count_bounce(self.conn, row, str(reply), self.rules, False)
-        self.tally.suppressed += soft
-
-    def _relay_failure(self, job: Job, exc: RelayError) -> None:
-        log.warning("relay error for delivery %s: %s", job.row.delivery_id, exc)
-        self.tally.relay_errors += 1
-        self.throttle.refused_temporarily(closing=True)
-        status = ledger.defer(self.conn, job.row, exc.code, exc.text, clock.now(), self.rules)
-        self.tally.deferred += status == DeliveryStatus.DEFERRED
-        self.tally.failed += status == DeliveryStatus.FAILED
-        ledger.count_relay_error(self.conn, self.rows.issue_id, str(exc), self.rules)
-        self._streak_seen = True

@@ -1,10 +1,13 @@
-"""SMTP to the relay: one reusable connection, pipelined transactions, a timeout on every call.
+"""SMTP to the relay: a blocking connection with a timeout on every call.
 
-``smtplib`` opens the connection (connect, EHLO, STARTTLS, AUTH: well-tested code), then each
-message is sent as one pipelined transaction (RFC 2920: MAIL, RCPT and DATA in one write, the
-content in a second) straight on the socket. The message bytes are sent as given (CRLF line
-ends, from ``mime``): only dot-stuffing (RFC 5321 §4.5.2) is applied, with two C-speed byte
-scans, instead of smtplib's per-message regular expressions over the whole body.
+``smtplib`` opens the session (connect, EHLO, STARTTLS, AUTH: well-tested code); then each
+message is one transaction written straight on the socket, pipelined when the relay offers
+it (RFC 2920: MAIL, RCPT and DATA in one write, the content in a second). The message bytes
+go out as given (CRLF line ends, from ``mime``): only dot-stuffing (RFC 5321 §4.5.2) is
+applied, with two C-speed byte scans, instead of smtplib's per-message regular expressions.
+
+:class:`SmtpConnection` serves one-off and transactional mail; the digest's senders drive
+the same sessions from an event loop (:mod:`.channel`, :mod:`.sender`).
 """
 
 import smtplib
@@ -16,6 +19,7 @@ from .errors import RecipientNotSupported, RelayError
 from .relay import RelaySettings, SmtpReply
 
 __all__ = ["RelaySettings", "SmtpConnection", "SmtpReply", "send_message"]
+
 
 @cache
 def _local_hostname() -> str:
@@ -75,7 +79,6 @@ class SmtpConnection:
         self._client: smtplib.SMTP | None = None
         self._pipelining = False
         self._smtputf8 = False
-        self._pending: str | None = None  # recipient whose envelope replies are unread
         self.messages_on_connection = 0
 
     @property
@@ -139,10 +142,6 @@ class SmtpConnection:
     def close(self, polite: bool = True) -> None:
         """Close the connection (QUIT first when ``polite``); never raises."""
         client, self._client = self._client, None
-        if self._pending is not None:
-            # An announced envelope may have the relay waiting for content: a QUIT now would
-            # be read as message text. Hanging up makes the relay drop the transaction.
-            polite, self._pending = False, None
         if client is None:
             return
         try:
@@ -153,20 +152,13 @@ class SmtpConnection:
         finally:
             client.close()
 
-    def send(
-        self, recipient: str, body: bytes, sender: str | None = None, then: str | None = None
-    ) -> SmtpReply:
+    def send(self, recipient: str, body: bytes, sender: str | None = None) -> SmtpReply:
         """Send one message to one recipient and return the relay's reply to it.
 
         Args:
             recipient: the envelope recipient (the subscriber's address).
             body: the complete message, CRLF line ends, not dot-stuffed.
             sender: the envelope sender; ``settings.sender`` when None.
-            then: the recipient of the caller's next message, if already known. With a relay
-                that offers PIPELINING its MAIL, RCPT and DATA go out in the same write as
-                this message's content (RFC 2920 §3.1), saving a round trip per message;
-                its replies are read by the next :meth:`send` to ``then``. Only the envelope
-                is sent early: the next message's content waits for that call.
 
         Returns:
             The reply that decides the message: 2xx accepted, 4xx/5xx refused for this
@@ -177,14 +169,10 @@ class SmtpConnection:
                 message was not accepted (or its acceptance is unknown).
             RecipientNotSupported: a non-ASCII address and a relay without SMTPUTF8.
         """
-        if self._pending is not None and self._pending != recipient:
-            # The caller changed its mind after announcing this envelope: the relay may be
-            # waiting for content already, so only closing the session cancels it cleanly.
-            self.close(polite=False)
         if self._client is None:
             self.open()
         try:
-            reply = self._transaction(sender or self.settings.sender, recipient, body, then)
+            reply = self._transaction(sender or self.settings.sender, recipient, body)
         except _Closing as closing:
             self.close(polite=False)
             raise RelayError(closing.reply.code, closing.reply.text) from None
@@ -198,12 +186,8 @@ class SmtpConnection:
             self.close()
         return reply
 
-    def _transaction(self, sender: str, recipient: str, body: bytes, then: str | None):
-        if self._pending == recipient:
-            self._pending = None
-            mail, rcpt, data = self._read(), self._read(), self._read()
-        else:
-            mail, rcpt, data = self._envelope(sender, recipient)
+    def _transaction(self, sender: str, recipient: str, body: bytes) -> SmtpReply:
+        mail, rcpt, data = self._envelope(sender, recipient)
         if data is None or data.code != 354:
             self._reset()
             if not mail.ok:
@@ -211,24 +195,13 @@ class SmtpConnection:
             return rcpt if rcpt is not None and not rcpt.ok else data
         if not rcpt.ok:
             # A relay that answers DATA with 354 after refusing the only recipient: end the
-            # empty transaction and report the refusal.
+            # empty transaction (no valid recipient: nothing is delivered) and report it.
             self._write(b".\r\n")
             self._read()
             self._reset()
             return rcpt
-        payload, announced = self._with_next_envelope(data_bytes(body), sender, then)
-        self._write(payload)
-        self._pending = announced
+        self._write(data_bytes(body))
         return self._read()
-
-    def _with_next_envelope(self, payload: bytes, sender: str, then: str | None):
-        last = self.messages_on_connection + 1 >= self.settings.max_messages
-        if then is None or not self._pipelining or last:
-            return payload, None
-        try:
-            return payload + self._envelope_commands(sender, then), then
-        except RecipientNotSupported:
-            return payload, None  # the next send() reports it
 
     def _envelope_commands(self, sender: str, recipient: str) -> bytes:
         return b"".join(envelope_commands(sender, recipient, self._smtputf8))
