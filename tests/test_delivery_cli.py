@@ -73,8 +73,10 @@ def test_digest_send_of_an_unknown_issue_says_so(app, runner):
 
 def test_send_pending_drains_transactional_mail_once(app, runner, smtp_server):
     with app.app_context():
-        queue_mail(db.session, kind="confirm", recipient="new@example.com",
-                   body=b"Subject: confirm\r\n\r\nplease confirm\r\n", subscriber_id=None)  # fmt: skip
+        body = b"Subject: confirm\r\n\r\nplease confirm\r\n"
+        queue_mail(
+            db.session, kind="confirm", recipient="new@example.com", body=body, subscriber_id=None
+        )
         db.session.commit()
 
     result = runner.invoke(args=["send-pending"])

@@ -16,8 +16,6 @@ from mailer.delivery.errors import RelayError
 from mailer.delivery.smtp import send_message
 from tests.support.smtpd import free_port
 
-pytestmark = pytest.mark.nodb
-
 BODY = b"From: a@example.com\r\nSubject: tls\r\n\r\nover TLS\r\n"
 
 
@@ -108,6 +106,7 @@ def _config(port: int, mode: str, tls_files, password: str = "s3cret") -> dict:
     }
 
 
+@pytest.mark.nodb
 @pytest.mark.parametrize("mode", ["starttls", "ssl"])
 def test_tls_modes_verify_the_relay_and_log_in(tls_files, mode):
     collector = Collector()
@@ -125,3 +124,30 @@ def test_tls_modes_verify_the_relay_and_log_in(tls_files, mode):
     assert reply.ok
     assert collector.messages == [(["r@example.com"], BODY, True)]
     assert collector.logins  # one successful AUTH
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_the_digest_goes_out_over_tls(tls_files, mode, app_config, request):
+    """The bulk path (non-blocking sockets in the sender's event loop) over TLS, both DBs."""
+    from mailer.delivery import engine
+    from mailer.extensions import db
+    from tests.support.deliveries import add_subscribers, make_issue
+
+    collector = Collector()
+    controller = _server(tls_files, mode, collector)
+    controller.start()
+    try:
+        app_config.update(_config(controller.port, mode, tls_files))
+        app_config["MAILER_SMTP_CONNECTIONS"] = 2
+        app = request.getfixturevalue("app")
+        emails = [f"t{i}@example.com" for i in range(20)]
+        with app.app_context():
+            add_subscribers(db.session, emails)
+            make_issue(db.session)
+            engine.start_issue(db.session, 1)
+            summary = engine.send_pending(app)
+    finally:
+        controller.stop()
+    assert (summary.sent, summary.errors, summary.issues) == (20, [], {1: "sent"})
+    assert sorted(rcpt[0] for rcpt, _content, _tls in collector.messages) == sorted(emails)
+    assert all(encrypted for _rcpt, _content, encrypted in collector.messages)

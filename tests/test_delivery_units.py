@@ -199,4 +199,3 @@ def _config(server) -> dict:
         "MAILER_SMTP_MESSAGES_PER_CONNECTION": 1000,
         "MAILER_FROM": "Japan Weekly <news@example.com>",
     }
-

@@ -84,12 +84,34 @@ class Channel:
         self.out.clear()
         self.expect.clear()
 
-    def write(self, data: bytes, *expectations) -> None:
-        """Queue ``data`` and what its replies will answer; send as much as possible now."""
-        self.out += data
+    def write(self, parts: list[bytes], *expectations) -> None:
+        """Send ``parts`` (in order) as far as the socket takes them now, queue the rest, and
+        note what their replies will answer.
+
+        The parts go out with one gathering ``sendmsg`` when nothing is queued, so a
+        message's content is not copied into a buffer first (plain sockets; TLS joins them).
+
+        Raises:
+            RelayError: the connection broke.
+        """
         self.expect.extend(expectations)
         self.touch()
-        self.flush()
+        if self.out or isinstance(self.sock, ssl.SSLSocket):
+            self.out += b"".join(parts)
+            self.flush()
+            return
+        try:
+            sent = self.sock.sendmsg(parts)
+        except _WOULD_BLOCK:
+            sent = 0
+        except OSError as exc:
+            raise RelayError(None, f"connection to the relay lost: {exc}") from exc
+        for part in parts:
+            if sent < len(part):
+                self.out += memoryview(part)[sent:]
+                sent = 0
+            else:
+                sent -= len(part)
 
     def touch(self) -> None:
         """Restart the timeout: the relay has ``settings.timeout`` seconds from now."""

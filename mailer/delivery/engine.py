@@ -153,7 +153,8 @@ def start_issue(session, number: int | None = None) -> tuple[Issue, int]:
     issue = session.scalars(query).first()
     if issue is None:
         raise NothingToSend(
-            f"there is no issue #{number}" if number is not None
+            f"there is no issue #{number}"
+            if number is not None
             else "no issue is waiting to be sent (build one with `flask digest build`)"
         )
     queued = 0

@@ -15,8 +15,6 @@ from .claim import Claimed
 from .relay import SmtpReply
 from .throttle import hourly_allowance
 
-SEND, PASS, STOP = "send", "pass", "stop"  # verdicts of the check before each message
-
 
 @dataclass
 class Tally:

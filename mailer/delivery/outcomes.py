@@ -43,11 +43,9 @@ class Outcomes:
         now = clock.now()
         if reply.ok:
             self.hot.mark_sent(row.delivery_id, row.attempts + 1, reply.code, reply.text, now)
-            if row.soft_failures:
-                ledger.reset_soft_failures(self.conn, row.subscriber_id)
-            self.tally.sent += 1
-            self.throttle.accepted()
-        elif reply.temporary:
+            self.accepted(row)
+            return
+        if reply.temporary:
             self._soft(row, reply, now)
             self.throttle.refused_temporarily()
         else:
@@ -55,6 +53,17 @@ class Outcomes:
             self.tally.failed += 1
             hard = ledger.count_bounce(self.conn, row, str(reply), self.rules, True)
             self.tally.suppressed += hard
+        self._relay_answers()
+
+    def accepted(self, row: Claimed) -> None:
+        """Everything that follows a 2xx except the mark itself (the caller writes it)."""
+        if row.soft_failures:
+            ledger.reset_soft_failures(self.conn, row.subscriber_id)
+        self.tally.sent += 1
+        self.throttle.accepted()
+        self._relay_answers()
+
+    def _relay_answers(self) -> None:
         if self._streak_seen or self.rows.streak:
             ledger.clear_relay_errors(self.conn, self.rows.issue_id)  # the relay answers again
             self._streak_seen, self.rows.streak = False, 0

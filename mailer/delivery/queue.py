@@ -107,9 +107,7 @@ def status_counts(conn: Connection | Session, issue_id: int) -> dict[str, int]:
     return counts
 
 
-def keyset(
-    conn: Connection | Session, query: Select, key, size: int = 1000
-) -> Iterator[list]:
+def keyset(conn: Connection | Session, query: Select, key, size: int = 1000) -> Iterator[list]:
     """Yield the rows of ``query`` in pages of ``size``, walking the unique column ``key``.
 
     Each page is ``query WHERE key > <last key> ORDER BY key LIMIT size``: no OFFSET, so

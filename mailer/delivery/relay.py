@@ -53,8 +53,7 @@ class RelaySettings:
         security = str(config["MAILER_SMTP_SECURITY"]).lower()
         if security not in SECURITY_MODES:
             raise ValueError(
-                f"MAILER_SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)}, "
-                f"got {security!r}"
+                f"MAILER_SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)}, got {security!r}"
             )
         return cls(
             host=config["MAILER_SMTP_HOST"],

@@ -19,25 +19,20 @@ from collections.abc import Callable, Mapping
 
 from sqlalchemy.engine import Engine
 
-from ..models import DeliveryStatus, IssueStatus, SubscriberStatus
-from ..subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
 from . import claim, ledger
 from .channel import Channel
 from .errors import RecipientNotSupported, RelayError
-from .hotpath import CHECK_AHEAD, HotPath
-from .jobs import PASS, SEND, STOP, Job, Rows, Tally
+from .hotpath import HotPath
+from .jobs import Job, Rows, Tally
 from .outcomes import Outcomes
+from .picker import Picker
 from .relay import RelaySettings, SmtpReply
-from .smtp import data_bytes, envelope_commands
+from .smtp import data_parts, envelope_commands
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 __all__ = ["IssueSender", "Tally"]
-
-LEFT_REPLY = "not sent: the subscriber is {status} now"
-CHECK_FRESH = 0.05  # seconds a pre-send check stays good (a few messages at full speed)
-PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
 
 
 class IssueSender:
@@ -64,11 +59,9 @@ class IssueSender:
         self.channels = [Channel(self.settings, index) for index in range(max(1, connections))]
         self.throttle = Throttle(rate)
         self.rows = Rows(issue_id, claim.worker_id(slot), config)
-        self.secret_key = config["SECRET_KEY"]
-        self.base_url = config["MAILER_BASE_URL"].rstrip("/")
+        self.config = config
         self.stopping = False
         self._selector = selectors.DefaultSelector()
-        self._checks: dict[int, tuple] = {}
 
     def run(self, tick: Callable[[], None] | None = None, every: float = 0.25) -> Tally:
         """Send until nothing is due, the issue stops sending, or ``stop``; return the counts.
@@ -81,6 +74,7 @@ class IssueSender:
         self.outcomes = Outcomes(
             self.conn, self.hot, self.rules, self.throttle, self.rows, self.tally
         )
+        self.picker = Picker(self.rows, self.hot, self.outcomes, self.compiled, self.config)
         interrupted = False
         try:
             interrupted = self._loop(tick, every)
@@ -148,62 +142,20 @@ class IssueSender:
         self.throttle.wait()
         try:
             if channel.pipelining:
-                channel.write(b"".join(commands), ("MAIL", job), ("RCPT", job), ("DATA", job))
+                channel.write(commands, ("MAIL", job), ("RCPT", job), ("DATA", job))
             else:
                 job.commands = commands[1:]
-                channel.write(commands[0], ("MAIL", job))
+                channel.write(commands[:1], ("MAIL", job))
         except RelayError as exc:
             self._broken(channel, exc)
         return True
 
     def _next_job(self, current: int = 0) -> Job | None:
-        """The next row worth sending, checked and personalised; None when there is none.
-
-        ``current``: messages being handled right now that are not on the wire yet.
-        """
-        while (row := self.rows.take(self.conn, len(self._on_wire()) + current)) is not None:
-            verdict = self._check(row)
-            if verdict == STOP:
-                self.stopping = True
-                self.rows.put_back(row)
-                return None
-            if verdict == SEND and (job := self._personalise(row)) is not None:
-                return job
-        return None
-
-    def _check(self, row) -> str:
-        """Re-read the row, its subscriber and its issue right before sending.
-
-        One query reads the next ``CHECK_AHEAD`` rows; each answer is used only within
-        ``CHECK_FRESH`` seconds (a few messages), so what is checked is current.
-        """
-        checked_at, check = self._checks.pop(row.delivery_id, (0.0, None))
-        if time.monotonic() - checked_at > CHECK_FRESH:
-            ahead = [row.delivery_id, *(r.delivery_id for r in self.rows.queue)]
-            found = self.hot.check(ahead[:CHECK_AHEAD])
-            now = time.monotonic()
-            self._checks = {key: (now, value) for key, value in found.items()}
-            check = self._checks.pop(row.delivery_id, (now, None))[1]
-        if check is None or check[3] != IssueStatus.SENDING:
-            return STOP  # paused or cancelled
-        delivery_status, claimed_by, subscriber_status, _issue_status = check
-        if claimed_by != self.rows.worker or delivery_status not in PENDING:
-            return PASS  # taken over after our lease ran out, or already done: not ours
-        if subscriber_status != SubscriberStatus.CONFIRMED:
-            self.outcomes.skipped(row, LEFT_REPLY.format(status=subscriber_status))
-            return PASS
-        return SEND
-
-    def _personalise(self, row) -> Job | None:
-        token = make_unsubscribe_token(self.secret_key, row.subscriber_id, row.version)
-        try:
-            body = self.compiled.personalise(
-                row.subscriber_id, row.email, unsubscribe_url(self.base_url, token)
-            )
-        except ValueError as exc:  # an address that cannot be written into a header
-            self.outcomes.not_sendable(row, f"not sent: {exc}")
-            return None
-        return Job(row, body)
+        """The next message, checked and personalised (``current``: messages being handled
+        right now that are not on the wire yet, for the hourly cap)."""
+        job = self.picker.next(self.conn, len(self._on_wire()) + current)
+        self.stopping = self.stopping or self.picker.stopped
+        return job
 
     def _commands(self, job: Job, channel: Channel) -> list[bytes] | None:
         try:
@@ -216,7 +168,8 @@ class IssueSender:
 
     def _wait(self, busy: list[Channel], longest: float) -> None:
         now = time.monotonic()
-        timeout = max(0.0, min(min(c.deadline for c in busy) - now, longest))
+        deadlines = [channel.deadline for channel in busy if channel.expect]
+        timeout = max(0.0, min(min(deadlines, default=now + longest) - now, longest))
         for channel in busy:
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if channel.out else 0)
             if self._selector.get_key(channel.sock).events != events:
@@ -257,11 +210,14 @@ class IssueSender:
         elif kind == "DATA":
             self._on_data(channel, job, reply)
         elif kind == "END":
-            self.outcomes.reply(job.row, reply)
-            channel.finished += 1
-            if channel.finished >= self.settings.max_messages and channel.idle:
-                self._forget(channel)
-                channel.close(polite=True)
+            self._on_end(channel, job, reply)
+
+    def _on_end(self, channel: Channel, job: Job, reply: SmtpReply) -> None:
+        self.outcomes.reply(job.row, reply)  # committed before this channel's next content
+        channel.finished += 1
+        if channel.finished >= self.settings.max_messages and channel.idle:
+            self._forget(channel)
+            channel.close(polite=True)
 
     def _on_envelope(self, channel: Channel, kind: str, job: Job, reply: SmtpReply) -> None:
         setattr(job, kind.lower(), reply)
@@ -271,21 +227,24 @@ class IssueSender:
             self._envelope_refused(channel, job, None)
             return
         command, job.commands = job.commands[0], job.commands[1:]
-        channel.write(command, ("RCPT", job) if kind == "MAIL" else ("DATA", job))
+        channel.write([command], ("RCPT", job) if kind == "MAIL" else ("DATA", job))
 
     def _on_data(self, channel: Channel, job: Job, reply: SmtpReply) -> None:
         if reply.code != 354 or not (job.mail.ok and job.rcpt.ok):
             self._envelope_refused(channel, job, reply)
             return
-        payload, expected = data_bytes(job.body), [("END", job)]
+        self._send_content(channel, job)
+
+    def _send_content(self, channel: Channel, job: Job) -> None:
+        parts, expected = data_parts(job.body), [("END", job)]
         job.body = None
         following = self._pipelined_next(channel)
         if following is not None:
             commands = self._commands(following, channel)
             if commands is not None:
-                payload += b"".join(commands)
+                parts += commands
                 expected += [("MAIL", following), ("RCPT", following), ("DATA", following)]
-        channel.write(payload, *expected)
+        channel.write(parts, *expected)
 
     def _pipelined_next(self, channel: Channel) -> Job | None:
         last = channel.finished + 1 >= self.settings.max_messages
@@ -300,9 +259,9 @@ class IssueSender:
         if data is not None and data.code == 354:
             # The relay wants content although the envelope failed: end it empty (it has no
             # valid recipient, so nothing is delivered) and reset.
-            channel.write(b".\r\nRSET\r\n", ("SKIP", None), ("RSET", None))
+            channel.write([b".\r\nRSET\r\n"], ("SKIP", None), ("RSET", None))
         else:
-            channel.write(b"RSET\r\n", ("RSET", None))
+            channel.write([b"RSET\r\n"], ("RSET", None))
         if job.mail is not None and not job.mail.ok:
             self._relay_failure(job, RelayError(job.mail.code, f"sender refused: {job.mail.text}"))
             return
@@ -322,7 +281,7 @@ class IssueSender:
 
     def _relay_failure(self, job: Job, exc: RelayError) -> None:
         self.outcomes.relay_failure(job.row, exc)
-        self._checks.clear()  # that error may have paused the issue: check afresh
+        self.picker.forget_checks()  # that error may have paused the issue: check afresh
 
     def _forget(self, channel: Channel) -> None:
         if channel.sock is not None and channel.sock in self._selector.get_map():

@@ -27,15 +27,19 @@ def _local_hostname() -> str:
     return socket.gethostname() or "localhost"
 
 
-def data_bytes(body: bytes) -> bytes:
-    """Return ``body`` dot-stuffed and terminated with CRLF "." CRLF (RFC 5321 §4.5.2)."""
+def data_parts(body: bytes) -> list[bytes]:
+    """Return ``body`` as DATA content: dot-stuffed and ended by CRLF "." CRLF (RFC 5321
+    §4.5.2), as parts to write in order (no copy of the body when it needs no stuffing)."""
     if body.startswith(b"."):
         body = b"." + body
     if b"\n." in body:
         body = body.replace(b"\n.", b"\n..")
-    if not body.endswith(b"\r\n"):
-        body += b"\r\n"
-    return body + b".\r\n"
+    return [body, b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"]
+
+
+def data_bytes(body: bytes) -> bytes:
+    """:func:`data_parts` joined into one bytes object."""
+    return b"".join(data_parts(body))
 
 
 def envelope_commands(sender: str, recipient: str, smtputf8: bool) -> list[bytes]:

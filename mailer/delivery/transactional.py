@@ -166,6 +166,4 @@ def _record(conn, row, reply: SmtpReply, retry_for: timedelta, tally) -> None:
     else:
         values.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
         tally.failed += 1
-    conn.execute(
-        update(TransactionalMail).where(TransactionalMail.id == mail_id).values(**values)
-    )
+    conn.execute(update(TransactionalMail).where(TransactionalMail.id == mail_id).values(**values))

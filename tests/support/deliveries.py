@@ -22,9 +22,9 @@ ISSUE_TEXT = (
     f"Sent to {RECIPIENT_MARKER}. Unsubscribe: {UNSUBSCRIBE_URL_MARKER}\n"
 )
 ISSUE_HTML = (
-    "<html><body><h1>Japan Weekly</h1><p><a href=\"https://example.com/news/1\">"
+    '<html><body><h1>Japan Weekly</h1><p><a href="https://example.com/news/1">'
     "東京の家賃がまた上昇</a></p>"
-    f"<p>Sent to {RECIPIENT_MARKER}. <a href=\"{UNSUBSCRIBE_URL_MARKER}\">Unsubscribe</a></p>"
+    f'<p>Sent to {RECIPIENT_MARKER}. <a href="{UNSUBSCRIBE_URL_MARKER}">Unsubscribe</a></p>'
     "</body></html>\n"
 )
 

@@ -1,0 +1,91 @@
+"""Choosing the next message: take a claimed row, check it right before sending, personalise.
+
+The check re-reads the row, its subscriber and its issue: a paused or cancelled issue stops
+the sender, someone who left after enqueueing is skipped, a row another worker took over
+after a lease ran out is left alone. One query reads the next ``CHECK_AHEAD`` rows and each
+answer is used only within ``CHECK_FRESH`` seconds (a few messages at full speed), so what
+is checked is current while the database sees one query per several messages.
+"""
+
+import time
+from collections.abc import Mapping
+from itertools import islice
+
+from ..models import DeliveryStatus, IssueStatus, SubscriberStatus
+from ..subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
+from .claim import Claimed
+from .hotpath import CHECK_AHEAD, HotPath
+from .jobs import Job, Rows
+from .outcomes import Outcomes
+
+LEFT_REPLY = "not sent: the subscriber is {status} now"
+CHECK_FRESH = 0.05  # seconds a pre-send check stays good
+PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+
+
+class Picker:
+    """Hands out the next message worth sending, checked and personalised.
+
+    Args:
+        rows: the sender's claimed rows. hot: its per-message statements.
+        outcomes: where skipped and unsendable rows are recorded.
+        compiled: the issue's ``mime.CompiledIssue``. config: the app config.
+    """
+
+    def __init__(self, rows: Rows, hot: HotPath, outcomes: Outcomes, compiled, config: Mapping):
+        self.rows = rows
+        self.hot = hot
+        self.outcomes = outcomes
+        self.compiled = compiled
+        self.secret_key = config["SECRET_KEY"]
+        self.base_url = config["MAILER_BASE_URL"].rstrip("/")
+        self.stopped = False  # the issue is no longer sending
+        self._checks: dict[int, tuple] = {}
+
+    def next(self, conn, in_flight: int) -> Job | None:
+        """The next message to send, or None (nothing left, or the issue stopped sending).
+
+        ``in_flight``: the sender's messages not yet recorded (for the hourly cap).
+        """
+        while (row := self.rows.take(conn, in_flight)) is not None:
+            verdict = self._check(row)
+            if verdict == "stop":
+                self.stopped = True
+                self.rows.put_back(row)
+                return None
+            if verdict == "send" and (job := self._personalise(row)) is not None:
+                return job
+        return None
+
+    def forget_checks(self) -> None:
+        """Check afresh next time (e.g. after a relay error that may have paused the issue)."""
+        self._checks.clear()
+
+    def _check(self, row: Claimed) -> str:
+        checked_at, check = self._checks.pop(row.delivery_id, (0.0, None))
+        if time.monotonic() - checked_at > CHECK_FRESH:
+            following = islice(self.rows.queue, CHECK_AHEAD - 1)
+            found = self.hot.check([row.delivery_id, *(r.delivery_id for r in following)])
+            now = time.monotonic()
+            self._checks = {key: (now, value) for key, value in found.items()}
+            check = self._checks.pop(row.delivery_id, (now, None))[1]
+        if check is None or check[3] != IssueStatus.SENDING:
+            return "stop"  # paused or cancelled
+        delivery_status, claimed_by, subscriber_status, _issue_status = check
+        if claimed_by != self.rows.worker or delivery_status not in PENDING:
+            return "pass"  # taken over after our lease ran out, or already done: not ours
+        if subscriber_status != SubscriberStatus.CONFIRMED:
+            self.outcomes.skipped(row, LEFT_REPLY.format(status=subscriber_status))
+            return "pass"
+        return "send"
+
+    def _personalise(self, row: Claimed) -> Job | None:
+        token = make_unsubscribe_token(self.secret_key, row.subscriber_id, row.version)
+        try:
+            body = self.compiled.personalise(
+                row.subscriber_id, row.email, unsubscribe_url(self.base_url, token)
+            )
+        except ValueError as exc:  # an address that cannot be written into a header
+            self.outcomes.not_sendable(row, f"not sent: {exc}")
+            return None
+        return Job(row, body)
