@@ -19,22 +19,45 @@ def env_str(name: str, default: str) -> str:
     return value if value != "" else default
 
 
-def env_int(name: str, default: int) -> int:
-    """Return ``name`` as an int; raise ValueError naming the variable if it is not one."""
+def _in_range(name: str, value: float, minimum: float | None, maximum: float | None) -> None:
+    # A zero or negative interval, timeout or pool size makes a loop spin or a socket
+    # non-blocking far from here; refuse it where the variable is read, naming it.
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
+
+
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``name`` as an int within [minimum, maximum].
+
+    Raises:
+        ValueError: the value is not a whole number or is out of range; the message names it.
+    """
     raw = env_str(name, str(default))
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+    _in_range(name, value, minimum, maximum)
+    return value
 
 
-def env_float(name: str, default: float) -> float:
-    """Return ``name`` as a float; raise ValueError naming the variable if it is not one."""
+def env_float(
+    name: str, default: float, minimum: float | None = None, maximum: float | None = None
+) -> float:
+    """Return ``name`` as a float within [minimum, maximum].
+
+    Raises:
+        ValueError: the value is not a number or is out of range; the message names it.
+    """
     raw = env_str(name, str(default))
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    _in_range(name, value, minimum, maximum)
+    return value
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -55,6 +78,10 @@ class Config:
         self.DEBUG = debug
         self.TESTING = False
         self.SECRET_KEY = env_str("SECRET_KEY", DEFAULT_SECRET_KEY)
+        # Earlier keys, comma-separated: links signed with them keep working after a rotation.
+        self.SECRET_KEY_FALLBACKS = [
+            key.strip() for key in env_str("SECRET_KEY_FALLBACKS", "").split(",") if key.strip()
+        ]
         self.SQLALCHEMY_DATABASE_URI = env_str(
             "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'mailer.sqlite3'}"
         )
@@ -69,29 +96,31 @@ class Config:
         self.MAILER_UNSUBSCRIBE_MAILTO = env_str("MAILER_UNSUBSCRIBE_MAILTO", "")
         self.MAILER_LOGO_URL = env_str("MAILER_LOGO_URL", "")
         # Size (CSS px) the logo is shown at in the digest: explicit, so layouts don't jump.
-        self.MAILER_LOGO_WIDTH = env_int("MAILER_LOGO_WIDTH", 160)
-        self.MAILER_LOGO_HEIGHT = env_int("MAILER_LOGO_HEIGHT", 40)
+        self.MAILER_LOGO_WIDTH = env_int("MAILER_LOGO_WIDTH", 160, minimum=1)
+        self.MAILER_LOGO_HEIGHT = env_int("MAILER_LOGO_HEIGHT", 40, minimum=1)
         # SMTP relay
         self.MAILER_SMTP_HOST = env_str("MAILER_SMTP_HOST", "127.0.0.1")
-        self.MAILER_SMTP_PORT = env_int("MAILER_SMTP_PORT", 8025)
+        self.MAILER_SMTP_PORT = env_int("MAILER_SMTP_PORT", 8025, minimum=1, maximum=65535)
         self.MAILER_SMTP_SECURITY = env_str("MAILER_SMTP_SECURITY", "none")
         self.MAILER_SMTP_USERNAME = env_str("MAILER_SMTP_USERNAME", "")
         self.MAILER_SMTP_PASSWORD = env_str("MAILER_SMTP_PASSWORD", "")
-        self.MAILER_SMTP_TIMEOUT = env_float("MAILER_SMTP_TIMEOUT", 30.0)
+        self.MAILER_SMTP_TIMEOUT = env_float("MAILER_SMTP_TIMEOUT", 30.0, minimum=0.1)
         # PEM file of the CA that signed the relay's certificate; empty: the system's CAs.
         self.MAILER_SMTP_CA_FILE = env_str("MAILER_SMTP_CA_FILE", "")
-        self.MAILER_SMTP_CONNECTIONS = env_int("MAILER_SMTP_CONNECTIONS", 4)
+        self.MAILER_SMTP_CONNECTIONS = env_int("MAILER_SMTP_CONNECTIONS", 4, minimum=1)
         self.MAILER_SMTP_MESSAGES_PER_CONNECTION = env_int(
-            "MAILER_SMTP_MESSAGES_PER_CONNECTION", 1000
+            "MAILER_SMTP_MESSAGES_PER_CONNECTION", 1000, minimum=1
         )
-        self.MAILER_SENDER_PROCESSES = env_int("MAILER_SENDER_PROCESSES", os.cpu_count() or 1)
-        self.MAILER_SEND_RATE = env_float("MAILER_SEND_RATE", 0.0)
-        self.MAILER_SEND_HOURLY_CAP = env_int("MAILER_SEND_HOURLY_CAP", 0)
-        self.MAILER_BATCH_SIZE = env_int("MAILER_BATCH_SIZE", 500)
-        self.MAILER_RETRY_FOR = env_int("MAILER_RETRY_FOR", 3 * 24 * 3600)
-        self.MAILER_BOUNCE_LIMIT = env_int("MAILER_BOUNCE_LIMIT", 1)
-        self.MAILER_SOFT_BOUNCE_LIMIT = env_int("MAILER_SOFT_BOUNCE_LIMIT", 5)
-        self.MAILER_PAUSE_AFTER_ERRORS = env_int("MAILER_PAUSE_AFTER_ERRORS", 50)
+        self.MAILER_SENDER_PROCESSES = env_int(
+            "MAILER_SENDER_PROCESSES", os.cpu_count() or 1, minimum=1
+        )
+        self.MAILER_SEND_RATE = env_float("MAILER_SEND_RATE", 0.0, minimum=0)
+        self.MAILER_SEND_HOURLY_CAP = env_int("MAILER_SEND_HOURLY_CAP", 0, minimum=0)
+        self.MAILER_BATCH_SIZE = env_int("MAILER_BATCH_SIZE", 500, minimum=1)
+        self.MAILER_RETRY_FOR = env_int("MAILER_RETRY_FOR", 3 * 24 * 3600, minimum=0)
+        self.MAILER_BOUNCE_LIMIT = env_int("MAILER_BOUNCE_LIMIT", 1, minimum=1)
+        self.MAILER_SOFT_BOUNCE_LIMIT = env_int("MAILER_SOFT_BOUNCE_LIMIT", 5, minimum=1)
+        self.MAILER_PAUSE_AFTER_ERRORS = env_int("MAILER_PAUSE_AFTER_ERRORS", 50, minimum=1)
         # DKIM
         self.MAILER_DKIM_DOMAIN = env_str("MAILER_DKIM_DOMAIN", "")
         self.MAILER_DKIM_SELECTOR = env_str("MAILER_DKIM_SELECTOR", "")
@@ -100,33 +129,39 @@ class Config:
         self.MAILER_TIMEZONE = env_str("MAILER_TIMEZONE", "Asia/Tokyo")
         self.MAILER_DIGEST_DAY = env_str("MAILER_DIGEST_DAY", "monday")
         self.MAILER_DIGEST_TIME = env_str("MAILER_DIGEST_TIME", "08:00")
-        self.MAILER_DIGEST_ITEMS_PER_SECTION = env_int("MAILER_DIGEST_ITEMS_PER_SECTION", 10)
-        self.MAILER_MISFIRE_GRACE = env_int("MAILER_MISFIRE_GRACE", 6 * 3600)
-        self.MAILER_FEED_REFRESH_MINUTES = env_int("MAILER_FEED_REFRESH_MINUTES", 60)
-        self.MAILER_SENDER_INTERVAL = env_int("MAILER_SENDER_INTERVAL", 5)
-        self.MAILER_FEED_TIMEOUT = env_float("MAILER_FEED_TIMEOUT", 20.0)
-        self.MAILER_FEED_MAX_BYTES = env_int("MAILER_FEED_MAX_BYTES", 10 * 1024 * 1024)
+        self.MAILER_DIGEST_ITEMS_PER_SECTION = env_int(
+            "MAILER_DIGEST_ITEMS_PER_SECTION", 10, minimum=1
+        )
+        self.MAILER_MISFIRE_GRACE = env_int("MAILER_MISFIRE_GRACE", 6 * 3600, minimum=1)
+        self.MAILER_FEED_REFRESH_MINUTES = env_int("MAILER_FEED_REFRESH_MINUTES", 60, minimum=1)
+        self.MAILER_SENDER_INTERVAL = env_int("MAILER_SENDER_INTERVAL", 5, minimum=1)
+        self.MAILER_FEED_TIMEOUT = env_float("MAILER_FEED_TIMEOUT", 20.0, minimum=0.1)
+        self.MAILER_FEED_MAX_BYTES = env_int(
+            "MAILER_FEED_MAX_BYTES", 10 * 1024 * 1024, minimum=1024
+        )
         self.MAILER_DEMO_FEED = env_bool("MAILER_DEMO_FEED", False)
         # Development server (`make run` = python -m mailer.devserver) only.
-        self.MAILER_DEV_PORT = env_int("MAILER_DEV_PORT", 5000)
-        self.MAILER_DEV_SMTP_PORT = env_int("MAILER_DEV_SMTP_PORT", 8025)
+        self.MAILER_DEV_PORT = env_int("MAILER_DEV_PORT", 5000, minimum=1, maximum=65535)
+        self.MAILER_DEV_SMTP_PORT = env_int("MAILER_DEV_SMTP_PORT", 8025, minimum=1, maximum=65535)
         self.MAILER_DEV_RELOAD = env_bool("MAILER_DEV_RELOAD", True)
         # Subscriptions and abuse protection
         self.MAILER_CHECK_DELIVERABILITY = env_bool("MAILER_CHECK_DELIVERABILITY", not debug)
-        self.MAILER_DNS_TIMEOUT = env_float("MAILER_DNS_TIMEOUT", 3.0)
+        self.MAILER_DNS_TIMEOUT = env_float("MAILER_DNS_TIMEOUT", 3.0, minimum=0.1)
         # Resolvers for `deliverability check` and the signup's address check ("IP" or
         # "IP#PORT", comma-separated); empty: the system's (/etc/resolv.conf).
         self.MAILER_DNS_NAMESERVERS = env_str("MAILER_DNS_NAMESERVERS", "")
         self.MAILER_ALLOW_SMTPUTF8 = env_bool("MAILER_ALLOW_SMTPUTF8", False)
-        self.MAILER_CONFIRM_MAX_AGE = env_int("MAILER_CONFIRM_MAX_AGE", 7 * 24 * 3600)
+        self.MAILER_CONFIRM_MAX_AGE = env_int("MAILER_CONFIRM_MAX_AGE", 7 * 24 * 3600, minimum=60)
         self.MAILER_SIGNUP_RATE_LIMIT = env_str("MAILER_SIGNUP_RATE_LIMIT", "10/minute;100/day")
         self.MAILER_TOKEN_RATE_LIMIT = env_str("MAILER_TOKEN_RATE_LIMIT", "30/minute")
         self.MAILER_LOGIN_RATE_LIMIT = env_str("MAILER_LOGIN_RATE_LIMIT", "5/minute;50/day")
         # Admin test copies of an issue, per admin (each request may name up to 10 addresses).
         self.MAILER_TEST_SEND_RATE_LIMIT = env_str("MAILER_TEST_SEND_RATE_LIMIT", "20/hour")
-        self.MAILER_CONFIRMATIONS_PER_HOUR = env_int("MAILER_CONFIRMATIONS_PER_HOUR", 500)
-        self.MAILER_PENDING_PURGE_DAYS = env_int("MAILER_PENDING_PURGE_DAYS", 30)
-        self.MAILER_PROXY_HOPS = env_int("MAILER_PROXY_HOPS", 0)
+        self.MAILER_CONFIRMATIONS_PER_HOUR = env_int(
+            "MAILER_CONFIRMATIONS_PER_HOUR", 500, minimum=0
+        )
+        self.MAILER_PENDING_PURGE_DAYS = env_int("MAILER_PENDING_PURGE_DAYS", 30, minimum=1)
+        self.MAILER_PROXY_HOPS = env_int("MAILER_PROXY_HOPS", 0, minimum=0)
         self.RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI", "memory://")
         self.RATELIMIT_HEADERS_ENABLED = True
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}

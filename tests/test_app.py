@@ -21,3 +21,33 @@ def test_production_refuses_default_secret_key(monkeypatch, tmp_path):
 
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app(Config)
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MAILER_SENDER_INTERVAL", "-1", "MAILER_SENDER_INTERVAL must be at least 1, got -1"),
+        ("MAILER_FEED_REFRESH_MINUTES", "0", "MAILER_FEED_REFRESH_MINUTES must be at least 1"),
+        ("MAILER_SMTP_PORT", "99999", "MAILER_SMTP_PORT must be at most 65535, got 99999"),
+        ("MAILER_SMTP_PORT", "abc", "MAILER_SMTP_PORT must be a whole number, got 'abc'"),
+        ("MAILER_SMTP_TIMEOUT", "0", "MAILER_SMTP_TIMEOUT must be at least 0.1, got 0.0"),
+        ("MAILER_SMTP_CONNECTIONS", "0", "MAILER_SMTP_CONNECTIONS must be at least 1, got 0"),
+        ("MAILER_BATCH_SIZE", "-5", "MAILER_BATCH_SIZE must be at least 1, got -5"),
+    ],
+)
+def test_out_of_range_settings_are_refused_naming_the_variable(monkeypatch, name, value, message):
+    from config import Config
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError) as excinfo:
+        Config()
+    assert str(excinfo.value).startswith(message)
+
+
+@pytest.mark.nodb
+def test_secret_key_fallbacks_are_a_list(monkeypatch):
+    from config import Config
+
+    monkeypatch.setenv("SECRET_KEY_FALLBACKS", "old-one, older-one,")
+    assert Config().SECRET_KEY_FALLBACKS == ["old-one", "older-one"]

@@ -57,6 +57,8 @@ def test_documented_defaults_are_the_real_ones(monkeypatch):
         if documented is None or name in {"DATABASE_URL", "MAILER_INSTANCE_DIR"}:
             continue  # described in words, or an absolute path of this clone
         real = getattr(config, "DEBUG" if name == "FLASK_DEBUG" else name)
+        if isinstance(real, list):  # comma-separated in the environment
+            real = ",".join(real)
         if isinstance(real, bool) or isinstance(documented, bool):
             assert real is documented, name
         elif isinstance(real, int | float):
