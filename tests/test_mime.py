@@ -233,7 +233,7 @@ def test_confirmation_mail_from_the_real_templates(config):
             confirm_url="https://news.example.com/confirm/tok",
             email="new@example.org",
             base_url="https://news.example.com",
-            valid_days=7,
+            valid_for="7 days",
         )
     raw = mime.build_transactional("new@example.org", mail, config)
     assert "list-unsubscribe" not in header_names(raw)

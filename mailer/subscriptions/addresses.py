@@ -29,6 +29,11 @@ MAX_INPUT_LENGTH = 320
 EMPTY_MESSAGE = "Please enter your email address."
 TOO_LONG_MESSAGE = "That is too long to be an email address."
 CONTROL_MESSAGE = "An email address cannot contain line breaks or other control characters."
+NOT_TEXT_MESSAGE = 'The email must be a string, like "name@example.com".'
+ENCODING_MESSAGE = (
+    "The address contains characters that could not be read (the form was not sent as "
+    "UTF-8). Please type it again."
+)
 DISPLAY_NAME_MESSAGE = (
     "Please enter the address only, like name@example.com, without a name or angle brackets."
 )
@@ -78,7 +83,9 @@ def normalize_email(
 
 def _precheck(address: object) -> str:
     if not isinstance(address, str):
-        raise InvalidAddress(EMPTY_MESSAGE)
+        # JSON numbers, lists, null and booleans (a missing field arrives as ""): say so
+        # rather than "enter your address".
+        raise InvalidAddress(NOT_TEXT_MESSAGE)
     if len(address) > MAX_INPUT_LENGTH:
         raise InvalidAddress(TOO_LONG_MESSAGE)
     text = address.strip(" \t")
@@ -86,6 +93,9 @@ def _precheck(address: object) -> str:
         raise InvalidAddress(EMPTY_MESSAGE)
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
         raise InvalidAddress(CONTROL_MESSAGE)
+    if "\ufffd" in text:
+        # Werkzeug puts U+FFFD where a multipart field had bytes that are not UTF-8.
+        raise InvalidAddress(ENCODING_MESSAGE)
     if "<" in text or ">" in text:
         raise InvalidAddress(DISPLAY_NAME_MESSAGE)
     return text
@@ -152,6 +162,11 @@ def resolver_for(nameservers: str) -> dns.resolver.Resolver | None:
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = servers
     return resolver
+
+
+def printable(text: str) -> str:
+    """Return ``text`` without control characters (C0, DEL, C1), to echo it back in a form."""
+    return "".join(ch for ch in text if ord(ch) >= 32 and not 127 <= ord(ch) < 160)
 
 
 def mask_email(address: str) -> str:

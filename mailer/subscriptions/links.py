@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from .. import clock
 from ..models import Subscriber, Suppression
 from .addresses import email_hash, mask_email
-from .errors import ExpiredToken, StaleToken, UnknownSubscriber
+from .errors import ExpiredToken, InvalidToken, StaleToken, UnknownSubscriber
 from .lifecycle import erase_subscriber, unsubscribe_subscriber
 from .records import CONFIRMED, PENDING, UNSUBSCRIBED, change_status, record_event
 from .signup import Visitor, resend_confirmation
@@ -122,6 +122,19 @@ def _load_unsubscribe(session: Session, token: str, config: Mapping) -> Subscrib
         return _subscriber_for(session, claim)
     except UnknownSubscriber:
         return None
+
+
+def unsubscribe_token_verifies(token: str, config: Mapping) -> bool:
+    """Return True when ``token`` is a correctly signed unsubscribe token (any version).
+
+    Reads no database: the rate limiter asks it before the view runs.
+    """
+    key, fallbacks = _keys(config)
+    try:
+        read_unsubscribe_token(key, token, fallbacks)
+    except InvalidToken:
+        return False
+    return True
 
 
 def inspect_unsubscribe_token(session: Session, token: str, config: Mapping) -> TokenPage:

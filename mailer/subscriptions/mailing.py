@@ -62,6 +62,23 @@ def render_confirmation(email: str, subscriber_id: int, version: int, config: Ma
         confirm_url=confirm_url(config["MAILER_BASE_URL"], token),
         list_name=config["MAILER_NAME"],
         base_url=config["MAILER_BASE_URL"],
-        valid_days=max(1, max_age // 86400),
-        valid_hours=max(1, max_age // 3600),
+        valid_for=humanize_duration(max_age),
     )
+
+
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def humanize_duration(seconds: int) -> str:
+    """Return ``seconds`` as words for a reader, e.g. "7 days", "1 day", "36 hours", "2 seconds".
+
+    Uses the largest unit that divides it exactly or fits at least twice, rounded down, so
+    the text never promises more time than there is (a confirm link's lifetime).
+    Negative values count as 0.
+    """
+    seconds = max(0, int(seconds))
+    for name, size in _UNITS:
+        if seconds >= size and (seconds % size == 0 or seconds >= 2 * size):
+            count = seconds // size
+            return f"{count} {name}" + ("" if count == 1 else "s")
+    return "0 seconds"

@@ -24,7 +24,9 @@ from .links import (
     inspect_confirm_token,
     inspect_unsubscribe_token,
     unsubscribe_by_token,
+    unsubscribe_token_verifies,
 )
+from .mailing import humanize_duration
 from .operators import ImportReport, add_subscriber, import_csv
 from .signup import SignupResult, Visitor, request_subscription
 
@@ -46,6 +48,7 @@ __all__ = [
     "confirm_by_token",
     "erase_by_token",
     "erase_subscriber",
+    "humanize_duration",
     "import_csv",
     "inspect_confirm_token",
     "inspect_unsubscribe_token",
@@ -55,4 +58,5 @@ __all__ = [
     "request_subscription",
     "unsubscribe_by_token",
     "unsubscribe_subscriber",
+    "unsubscribe_token_verifies",
 ]

@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 
 from ..extensions import csrf, db, limiter
 from . import service
+from .addresses import ENCODING_MESSAGE, printable
 from .errors import InvalidAddress, InvalidToken, StaleToken, UnknownSubscriber
 from .service import Visitor
 
@@ -77,8 +78,23 @@ def _read_signup() -> tuple[object, bool] | None:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
             return None
-        return data.get("email"), bool(str(data.get(HONEYPOT_FIELD) or "").strip())
+        # A missing field is "" (enter your address); null, numbers, lists stay as they are.
+        return data.get("email", ""), bool(str(data.get(HONEYPOT_FIELD) or "").strip())
+    if _undecodable_form():
+        raise InvalidAddress(ENCODING_MESSAGE)
     return request.form.get("email", ""), bool(request.form.get(HONEYPOT_FIELD, "").strip())
+
+
+def _undecodable_form() -> bool:
+    # Werkzeug silently drops urlencoded fields whose bytes are not UTF-8; read the cached
+    # body first so that such a request is not taken for an empty field.
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return False
+    try:
+        request.get_data(cache=True).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 @bp.post("/subscribe")
@@ -86,7 +102,10 @@ def _read_signup() -> tuple[object, bool] | None:
 @limiter.limit(_signup_limit)
 def subscribe():
     """Take a signup (form field or JSON ``email``); same answer for every valid address."""
-    signup = _read_signup()
+    try:
+        signup = _read_signup()
+    except InvalidAddress as exc:
+        return _invalid(exc.message, "", 400)
     if signup is None:
         return _invalid('Send a JSON object like {"email": "name@example.com"}.', "", 400)
     raw, honeypot = signup
@@ -109,7 +128,8 @@ def subscribe():
 def _invalid(message: str, typed: str, status: int):
     if _wants_json():
         return jsonify(status="error", error="invalid_email", message=message), status
-    typed = typed[:320] if isinstance(typed, str) else ""
+    # Strip control characters (NUL included) before echoing the value into the form.
+    typed = printable(typed[:320]) if isinstance(typed, str) else ""
     return render_template("subscriptions/index.html", email=typed, error=message), status
 
 
@@ -132,7 +152,9 @@ def confirm_submit(token: str):
 
 def _confirm_response(page: service.TokenPage):
     status = 410 if page.outcome == service.LEFT else 200
-    return render_template("subscriptions/confirm.html", page=page), status
+    valid_for = service.humanize_duration(int(current_app.config["MAILER_CONFIRM_MAX_AGE"]))
+    html = render_template("subscriptions/confirm.html", page=page, valid_for=valid_for)
+    return html, status
 
 
 @bp.get("/unsubscribe/<token>")
@@ -142,20 +164,43 @@ def unsubscribe_page(token: str):
     return render_template("subscriptions/unsubscribe.html", page=page)
 
 
+def _is_one_click() -> bool:
+    # RFC 8058 §3.1: the body (urlencoded or multipart) carries List-Unsubscribe=One-Click.
+    form = request.form
+    return form.get("List-Unsubscribe") == "One-Click" and form.get("action") != "erase"
+
+
+def _verified_one_click() -> bool:
+    # Mailbox providers send one-click POSTs for millions of people from a few IPs; a
+    # per-IP limit would refuse real unsubscribes. Only correctly signed tokens pass, so
+    # forgeries and the page's buttons keep the limit.
+    token = (request.view_args or {}).get("token", "")
+    if not _is_one_click() or len(token) > MAX_TOKEN_LENGTH:
+        return False
+    return service.unsubscribe_token_verifies(token, current_app.config)
+
+
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt
-@limiter.limit(_token_limit)
+@limiter.limit(_token_limit, exempt_when=_verified_one_click)
 def unsubscribe_submit(token: str):
     """Unsubscribe at once (button, or RFC 8058 one-click POST): 200, never a redirect.
 
     With ``action=erase`` (the page's second form) the subscriber's data is erased instead.
+    A one-click POST with a link from an earlier subscription answers 200 and changes
+    nothing (mailbox providers take any other status for a failure).
     """
     token = _checked(token)
     if request.form.get("action") == "erase":
         return _erase(token)
-    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    one_click = _is_one_click()
     visitor = _visitor("one-click (RFC 8058)" if one_click else "unsubscribe page")
-    page = service.unsubscribe_by_token(db.session, token, current_app.config, visitor)
+    try:
+        page = service.unsubscribe_by_token(db.session, token, current_app.config, visitor)
+    except StaleToken:
+        if not one_click:
+            raise
+        return render_template("subscriptions/link_problem.html", problem="stale")
     return render_template("subscriptions/unsubscribed.html", page=page)
 
 
