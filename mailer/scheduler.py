@@ -27,7 +27,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clock
@@ -36,7 +36,7 @@ from .delivery.engine import send_pending, start_issue
 from .digest.build import build_issue
 from .digest.periods import period_for
 from .extensions import db
-from .models import Issue, IssueStatus, JobEvent
+from .models import AdminUser, Feed, Issue, IssueStatus, JobEvent, Subscriber
 from .subscriptions.service import purge_stale_pending
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,8 @@ def check_last_week(session: Session, config: Mapping, now: datetime) -> CatchUp
     it is sent now if ``now`` is within MAILER_MISFIRE_GRACE seconds of the scheduled time;
     later than that it is a missed week: logged, and recorded once per period as a
     ``JobEvent(kind="missed_week")`` for the dashboard (added to ``session``, not committed).
+    A week scheduled before the service existed (see :func:`service_started_at`) is not
+    missed: a fresh install has nothing to catch up, so the action is "none".
     """
     scheduled = last_weekly_time(config, now)
     period = period_for(scheduled, config["MAILER_TIMEZONE"])
@@ -165,16 +167,43 @@ def check_last_week(session: Session, config: Mapping, now: datetime) -> CatchUp
     if now - scheduled <= timedelta(seconds=int(config["MAILER_MISFIRE_GRACE"])):
         log.info("weekly digest of %s (due %s) was not sent: sending it now", period, scheduled)
         return CatchUp("run", period, scheduled)
+    started = service_started_at(session)
+    if started is None or started > scheduled:
+        return CatchUp("none", period, scheduled)
     _record_missed_week(session, period, scheduled, now)
     return CatchUp("missed", period, scheduled)
+
+
+def service_started_at(session: Session) -> datetime | None:
+    """Return the earliest ``created_at`` of a feed, subscriber, issue or admin user, or None.
+
+    No weekly digest was owed before it, so no earlier week can have been missed (aware UTC).
+    """
+    models = (Feed, Subscriber, Issue, AdminUser)
+    firsts = [session.scalar(select(func.min(model.created_at))) for model in models]
+    return min((first for first in firsts if first is not None), default=None)
+
+
+def late_by(delay: timedelta) -> str:
+    """Return ``delay`` in its two largest units, rounded ("6 days 14 hours"); never < 0."""
+    seconds = max(delay.total_seconds(), 0)
+    if seconds >= 86400:
+        big, small = divmod(round(seconds / 3600), 24)
+        names = ("day", "hour")
+    else:
+        big, small = divmod(round(seconds / 60), 60)
+        names = ("hour", "minute")
+    pairs = zip((big, small), names, strict=True)
+    words = [f"{n} {name}{'s' * (n != 1)}" for n, name in pairs if n]
+    return " ".join(words) or "0 minutes"
 
 
 def _record_missed_week(session: Session, period: str, scheduled: datetime, now: datetime):
     message = (
         f"{period}: the weekly digest due {scheduled.isoformat()} was not sent because no "
-        f"worker ran then, and {now - scheduled} is past MAILER_MISFIRE_GRACE. Send it by hand "
-        f"with `flask --app wsgi digest build --period {period}` and `flask --app wsgi digest "
-        f"send`, or let next week's issue carry its items."
+        f"worker ran then, and {late_by(now - scheduled)} late is past MAILER_MISFIRE_GRACE. "
+        f"Send it by hand with `flask --app wsgi digest build --period {period}` and "
+        f"`flask --app wsgi digest send`, or let next week's issue carry its items."
     )
     log.warning("missed week: %s", message)
     if not _has_event(session, "missed_week", period):

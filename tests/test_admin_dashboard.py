@@ -3,6 +3,7 @@
 import html
 import re
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import func, select, update
@@ -114,6 +115,46 @@ def test_dashboard_warnings(admin_client, session):
     assert "Missed week (2026-03-02): no issue was sent for 2026-W09" in page
     assert "ancient history" not in page
     assert "Worker events" in page and "missed_week" in page
+
+
+class _PageOutline(HTMLParser):
+    """Collects the tags seen inside <title> and <h1>, their text, and every id."""
+
+    def __init__(self):
+        super().__init__()
+        self.open = []  # enclosing "title"/"h1" elements
+        self.nested = {"title": [], "h1": []}
+        self.text = {"title": "", "h1": ""}
+        self.ids = []
+
+    def handle_starttag(self, tag, attrs):
+        self.ids += [value for name, value in attrs if name == "id"]
+        for outer in self.open:
+            self.nested[outer].append(tag)
+        if tag in self.nested:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self.open:
+            self.open.remove(tag)
+
+    def handle_data(self, data):
+        for outer in self.open:
+            self.text[outer] += data
+
+
+def test_worker_events_stay_out_of_the_title_and_heading(admin_client, session):
+    clock.freeze(NOW)
+    message = "2026-W09: <b>bold</b> the weekly digest was not sent"
+    session.add(JobEvent(kind="missed_week", message=message, created_at=NOW))
+    session.commit()
+    outline = _PageOutline()
+    outline.feed(admin_client.get("/admin/").get_data(as_text=True))
+    assert outline.nested == {"title": [], "h1": []}
+    assert outline.text["title"].startswith("Dashboard · ")
+    assert "<" not in outline.text["title"] and "Worker events" not in outline.text["title"]
+    assert outline.text["h1"].strip() == "Dashboard"
+    assert outline.ids.count("events-title") == 1
 
 
 def test_dashboard_without_warnings_shows_none(admin_client, session):

@@ -216,6 +216,7 @@ def test_worker_started_two_days_late_logs_a_missed_week_and_sends_nothing(
     events = session.scalars(select(JobEvent)).all()
     assert [e.kind for e in events] == ["missed_week"]
     assert events[0].message.startswith("2026-W49: the weekly digest due 2026-11-30T08:00:00+09:00")
+    assert "no worker ran then, and 2 days late is past MAILER_MISFIRE_GRACE" in events[0].message
     schedule.sender_job(app)
     assert smtp_server.received == []
     assert session.scalar(select(func.count()).select_from(Issue)) == 0
@@ -224,6 +225,42 @@ def test_worker_started_two_days_late_logs_a_missed_week_and_sends_nothing(
     schedule.catch_up(app, schedule.build_scheduler(app))
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(JobEvent)) == 1
+
+
+def test_a_fresh_install_has_no_missed_week(app, session, smtp_server, caplog):
+    clock.freeze(MONDAY_0800 + timedelta(days=2))  # first start, empty database
+
+    decision = schedule.catch_up(app, schedule.build_scheduler(app))
+
+    assert decision == schedule.CatchUp("none", "2026-W49", MONDAY_0800)
+    assert "missed week" not in caplog.text
+    assert session.scalar(select(func.count()).select_from(JobEvent)) == 0
+
+
+def test_a_week_before_the_first_subscriber_is_not_missed(app, session):
+    from mailer.subscriptions.service import add_subscriber
+
+    clock.freeze(MONDAY_0800 + timedelta(days=1))  # installed after that Monday's send
+    add_subscriber(session, "ann@example.com", confirmed=True, source="test")
+    session.commit()
+    clock.freeze(MONDAY_0800 + timedelta(days=2))
+
+    assert schedule.catch_up(app, schedule.build_scheduler(app)).action == "none"
+    assert session.scalar(select(func.count()).select_from(JobEvent)) == 0
+
+
+@pytest.mark.parametrize(
+    ("delay", "words"),
+    [
+        (timedelta(days=6, hours=13, minutes=59, seconds=41), "6 days 14 hours"),
+        (timedelta(days=1, hours=1), "1 day 1 hour"),
+        (timedelta(hours=6, minutes=1), "6 hours 1 minute"),
+        (timedelta(minutes=45), "45 minutes"),
+        (timedelta(seconds=10), "0 minutes"),
+    ],
+)
+def test_lateness_is_given_in_words(delay, words):
+    assert schedule.late_by(delay) == words
 
 
 def test_a_week_without_new_items_is_not_reported_as_missed(app, session, smtp_server):
@@ -248,6 +285,11 @@ def test_a_week_without_new_items_is_not_reported_as_missed(app, session, smtp_s
     ],
 )
 def test_grace_period_boundary(app, session, late, action):
+    from mailer.subscriptions.service import add_subscriber
+
+    clock.freeze(MONDAY_0800 - timedelta(days=1))  # the service existed before that Monday
+    add_subscriber(session, "ann@example.com", confirmed=True, source="test")
+    session.commit()
     decision = schedule.check_last_week(session, app.config, MONDAY_0800 + late)
     assert decision.action == action
 

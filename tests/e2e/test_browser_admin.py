@@ -13,7 +13,8 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
-from mailer.delivery.engine import send_pending
+from mailer.delivery.engine import send_pending, start_issue
+from mailer.models import JobEvent
 from tests.conftest import ROOT, missing
 from tests.test_admin_support import (
     ADMIN_EMAIL,
@@ -21,6 +22,7 @@ from tests.test_admin_support import (
     add_admin,
     add_items,
     add_subscribers,
+    built_issue,
 )
 
 pytestmark = pytest.mark.browser
@@ -124,12 +126,20 @@ def test_operator_flow_in_chromium(app, session, smtp_server, live_url, browser_
     assert not [p for p in page.problems if "Content Security Policy" in p], page.problems
 
 
-def test_pages_fit_a_phone_screen(app, live_url, browser_page):
+def test_pages_fit_a_phone_screen(app, session, live_url, browser_page):
     page = browser_page
     add_admin(app)
+    add_subscribers(session, 3)
+    issue, _queued = start_issue(session, built_issue(session).number)  # a sending issue
+    # A worker event with a long unbroken word, shown in "Needs attention" and "Worker events".
+    long_word = "https://relay.example.com/" + "unbrokenpathsegment" * 8
+    session.add(JobEvent(kind="missed_week", message=f"{issue.period}: see {long_word}"))
+    session.commit()
     page.set_viewport_size({"width": 390, "height": 844})
     _sign_in(page, live_url)
-    for path in ("/admin/", "/admin/next", "/admin/subscribers", "/admin/feeds", "/admin/settings"):
+    assert page.locator("#events-title").count() == 1
+    paths = ["/admin/", "/admin/next", "/admin/subscribers", "/admin/feeds", "/admin/settings"]
+    for path in [*paths, f"/admin/issues/{issue.number}"]:
         page.goto(f"{live_url}{path}")
         # Wide tables scroll inside their own box; the page itself never scrolls sideways.
         width = page.evaluate("document.documentElement.scrollWidth")
