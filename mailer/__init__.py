@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import BASE_DIR, DEFAULT_SECRET_KEY, Config, TestConfig
 
 from . import models  # noqa: F401 - registers the tables on db.metadata
+from .errors import register_error_pages
 from .extensions import csrf, db, limiter, login_manager, migrate
 
 
@@ -36,6 +37,7 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
     _refuse_default_secret(app)
     _init_extensions(app)
     _register_blueprints(app)
+    register_error_pages(app)
     _register_commands(app)
     return app
 

@@ -51,3 +51,25 @@ def test_secret_key_fallbacks_are_a_list(monkeypatch):
 
     monkeypatch.setenv("SECRET_KEY_FALLBACKS", "old-one, older-one,")
     assert Config().SECRET_KEY_FALLBACKS == ["old-one", "older-one"]
+
+
+def test_not_found_is_a_page_in_the_site_layout(client):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    body = response.get_data(as_text=True)
+    assert "<h1>Not Found</h1>" in body
+    assert 'href="/"' in body
+
+
+def test_missing_csrf_token_is_a_readable_400(client):
+    response = client.post("/admin/login", data={"email": "a@example.com", "password": "x"})
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    assert "<h1>Bad Request</h1>" in body
+    assert "The CSRF token is missing." in body
+
+
+def test_json_clients_get_json_errors(client):
+    response = client.get("/no-such-page", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "Not Found"
