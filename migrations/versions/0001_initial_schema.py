@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 11:41:15.938710
+Create Date: 2026-11-29 13:46:45.126432
 
 """
 
