@@ -9,11 +9,12 @@ tokens carry none and never expire (RFC 8058 §3.2 expects the one-click URL to 
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from itsdangerous import (
     BadSignature,
     SignatureExpired,
+    Signer,
     TimestampSigner,
     URLSafeSerializer,
     URLSafeTimedSerializer,
@@ -41,10 +42,35 @@ class _ClockTimestampSigner(TimestampSigner):
         return int(clock.now().timestamp())
 
 
+class _KeyCachingSigner(Signer):
+    # itsdangerous derives the HMAC key from the secret on every signature; the delivery
+    # engine signs one unsubscribe token per message, so derive the signing key once.
+    @cached_property
+    def _signing_key(self) -> bytes:
+        return super().derive_key()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        """Return the derived key; the one for the signing secret is computed once."""
+        if secret_key is None:
+            return self._signing_key
+        return super().derive_key(secret_key)
+
+
 @lru_cache(maxsize=16)
 def _unsubscribe_serializer(secret_keys: tuple[str, ...]) -> URLSafeSerializer:
     # Cached: the delivery engine makes one unsubscribe token per message.
-    return URLSafeSerializer(list(secret_keys), salt=UNSUBSCRIBE_SALT, signer_kwargs=_SIGNER_KWARGS)
+    return URLSafeSerializer(
+        list(secret_keys),
+        salt=UNSUBSCRIBE_SALT,
+        signer=_KeyCachingSigner,
+        signer_kwargs=_SIGNER_KWARGS,
+    )
+
+
+@lru_cache(maxsize=16)
+def _unsubscribe_signer(secret_key: str) -> Signer:
+    # One signer per key instead of a new one (and a new key derivation) per token.
+    return _unsubscribe_serializer((secret_key,)).make_signer(UNSUBSCRIBE_SALT)
 
 
 @lru_cache(maxsize=16)
@@ -70,7 +96,9 @@ def make_unsubscribe_token(secret_key: str, subscriber_id: int, version: int) ->
     Cheap (the serializer is cached per secret key): the delivery engine calls it per message.
     Raises ValueError when ``secret_key`` is empty.
     """
-    return _unsubscribe_serializer(_keys(secret_key, ())).dumps([subscriber_id, version])
+    serializer = _unsubscribe_serializer(_keys(secret_key, ()))
+    payload = serializer.dump_payload([subscriber_id, version])
+    return _unsubscribe_signer(secret_key).sign(payload).decode("ascii")
 
 
 def make_confirm_token(secret_key: str, subscriber_id: int, version: int) -> str:
