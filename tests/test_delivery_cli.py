@@ -65,10 +65,16 @@ def test_digest_send_exits_nonzero_when_the_issue_pauses_itself(app_config, requ
         assert db.session.scalar(select(Issue.status)) == "paused"
 
 
-def test_digest_send_of_an_unknown_issue_says_so(app, runner):
+def test_digest_send_of_an_unknown_issue_is_an_error(app, runner):
     result = runner.invoke(args=["digest", "send", "42"])
+    assert result.exit_code == 1
+    assert "Error: cannot send: there is no issue #42" in result.output
+
+
+def test_digest_send_with_nothing_waiting_says_so(app, runner):
+    result = runner.invoke(args=["digest", "send"])
     assert result.exit_code == 0
-    assert "Nothing to send: there is no issue #42." in result.output
+    assert "Nothing to send: no issue is waiting to be sent" in result.output
 
 
 def test_send_pending_drains_transactional_mail_once(app, runner, smtp_server):

@@ -44,6 +44,8 @@ def digest_send_command(number: int | None):
     try:
         issue, queued = engine.start_issue(db.session, number)
     except NothingToSend as exc:
+        if number is not None:  # the operator named an issue that is not there: an error
+            raise click.ClickException(f"cannot send: {exc}") from exc
         click.echo(f"Nothing to send: {exc}.")
         return
     except InvalidTransition as exc:
