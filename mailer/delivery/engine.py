@@ -50,19 +50,13 @@ class SendProgress:
 
 
 @dataclass
-class SendSummary:
-    """What one :func:`send_pending` run did.
+class SendSummary(Tally):
+    """What one :func:`send_pending` run did: the senders' counts (:class:`Tally`) and more.
 
     ``issues`` maps each issue number worked on to its status at the end (e.g. "sent",
     "sending" while deferred deliveries wait, "paused"); ``errors`` lists sender failures.
     """
 
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    skipped: int = 0
-    suppressed: int = 0
-    relay_errors: int = 0
     transactional_sent: int = 0
     transactional_deferred: int = 0
     transactional_failed: int = 0
@@ -75,11 +69,6 @@ class SendSummary:
     def paused(self) -> list[int]:
         """Numbers of the issues that ended this run paused."""
         return [number for number, status in self.issues.items() if status == IssueStatus.PAUSED]
-
-    def add(self, tally: Tally) -> None:
-        """Add one issue's sender counts."""
-        for name, value in tally.as_dict().items():
-            setattr(self, name, getattr(self, name) + value)
 
 
 ProgressCallback = Callable[[SendProgress], None]

@@ -28,13 +28,13 @@ class Tally:
     relay_errors: int = 0
 
     def add(self, other: "Tally") -> None:
-        """Add ``other``'s counts to this one."""
-        for field in fields(self):
+        """Add ``other``'s counts to this one (only the counts, also in a subclass)."""
+        for field in fields(Tally):
             setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
     def as_dict(self) -> dict[str, int]:
         """The counts as a plain dict (to send between processes)."""
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        return {field.name: getattr(self, field.name) for field in fields(Tally)}
 
 
 @dataclass(eq=False)

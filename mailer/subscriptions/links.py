@@ -62,6 +62,15 @@ def _load_confirm(session: Session, token: str, config: Mapping) -> tuple[Subscr
     return _subscriber_for(session, claim), expired, claim.version
 
 
+def _settled_page(subscriber, masked: str) -> "TokenPage | None":
+    # A confirm link of someone already confirmed, or who left since, changes nothing.
+    if subscriber.status == CONFIRMED:
+        return TokenPage(ALREADY, masked)
+    if subscriber.status != PENDING:
+        return TokenPage(LEFT, masked)
+    return None
+
+
 def inspect_confirm_token(session: Session, token: str, config: Mapping) -> TokenPage:
     """What ``GET /confirm/<token>`` shows; changes nothing (scanners fetch links).
 
@@ -70,11 +79,7 @@ def inspect_confirm_token(session: Session, token: str, config: Mapping) -> Toke
     """
     subscriber, expired, _ = _load_confirm(session, token, config)
     masked = mask_email(subscriber.email)
-    if subscriber.status == CONFIRMED:
-        return TokenPage(ALREADY, masked)
-    if subscriber.status != PENDING:
-        return TokenPage(LEFT, masked)
-    return TokenPage(EXPIRED if expired else READY, masked)
+    return _settled_page(subscriber, masked) or TokenPage(EXPIRED if expired else READY, masked)
 
 
 def confirm_by_token(session: Session, token: str, config: Mapping, visitor: Visitor) -> TokenPage:
@@ -88,10 +93,9 @@ def confirm_by_token(session: Session, token: str, config: Mapping, visitor: Vis
     """
     subscriber, expired, version = _load_confirm(session, token, config)
     masked = mask_email(subscriber.email)
-    if subscriber.status == CONFIRMED:
-        return TokenPage(ALREADY, masked)
-    if subscriber.status != PENDING:
-        return TokenPage(LEFT, masked)
+    settled = _settled_page(subscriber, masked)
+    if settled is not None:
+        return settled
     if expired:
         sent = resend_confirmation(session, subscriber, version, config)
         return TokenPage(RESENT if sent else LIMITED, masked)
