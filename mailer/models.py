@@ -119,6 +119,25 @@ class ConsentEvent(db.Model):
     subscriber: Mapped[Subscriber] = relationship(back_populates="events")
 
 
+class SignupRequest(db.Model):
+    """A signup taken by the web form, waiting for the worker (``subscriptions.signup``).
+
+    The request only stores this row; the worker turns it into a pending subscriber, a
+    consent event (with this row's time, IP, user agent and source) and a confirmation mail,
+    and deletes it in the same transaction.
+    """
+
+    __tablename__ = "signup_request"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    # The page URL / Referer of the signup (as ConsentEvent.source).
+    source: Mapped[str | None] = mapped_column(String(512))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
+
+
 class Suppression(db.Model):
     """An address that must not be added back: kept only as a keyed hash (HMAC-SHA256 hex)."""
 
@@ -271,7 +290,9 @@ class TransactionalMail(db.Model):
     """An outgoing one-off mail (e.g. the signup confirmation): queued, retried like a delivery.
 
     It is kept apart from ``Delivery`` because it belongs to no issue and carries no
-    List-Unsubscribe headers; ``body`` holds the complete RFC 5322 message (CRLF line ends).
+    List-Unsubscribe headers; ``body`` holds the complete RFC 5322 message (CRLF line ends),
+    or None until the worker builds it (confirmation mails are queued by the web request
+    without one: see ``subscriptions.mailing``); a row without a body is never sent.
     """
 
     __tablename__ = "transactional_mail"
@@ -283,7 +304,7 @@ class TransactionalMail(db.Model):
         ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
     )
     recipient: Mapped[str] = mapped_column(String(320), nullable=False)
-    body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=DeliveryStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -13,6 +13,9 @@ seconds instead of APScheduler's default of one second):
   3 reads crontab day numbers with Monday as 0, one off from crontab's Sunday 0).
 - ``feed-refresh``: refresh every feed (every MAILER_FEED_REFRESH_MINUTES, first at start).
 - ``sender-loop``: drain due deliveries and transactional mails (every MAILER_SENDER_INTERVAL s).
+- ``signups``: turn stored signup requests into subscribers, then build and send the
+  confirmation mails (every MAILER_SENDER_INTERVAL s; a job of its own so that a long digest
+  send, which holds ``sender-loop``, never delays a confirmation mail).
 - ``purge-pending``: delete signups never confirmed after MAILER_PENDING_PURGE_DAYS (daily).
 
 A worker that was down at send time catches up at start (:func:`check_last_week`).
@@ -32,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from . import clock
 from .content.feeds import refresh_all
-from .delivery.engine import send_pending, start_issue
+from .delivery.engine import send_pending, send_transactional, start_issue
 from .digest.build import build_issue
 from .digest.periods import period_for
 from .extensions import db
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 WEEKLY_DIGEST_JOB = "weekly-digest"
 FEED_REFRESH_JOB = "feed-refresh"
 SENDER_JOB = "sender-loop"
+SIGNUP_JOB = "signups"
 PURGE_PENDING_JOB = "purge-pending"
 PURGE_TIME = (3, 17)  # hour, minute in MAILER_TIMEZONE: a quiet time, off the full hour
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -107,7 +111,7 @@ def last_weekly_time(config: Mapping, now: datetime) -> datetime:
 
 
 def build_scheduler(app: Flask) -> BlockingScheduler:
-    """Return a BlockingScheduler (not started) with the four jobs bound to ``app``.
+    """Return a BlockingScheduler (not started) with the five jobs bound to ``app``.
 
     Raises:
         ValueError: a schedule setting of ``app.config`` is malformed; the message names it.
@@ -127,6 +131,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     add(feed_refresh_job, every_minutes, id=FEED_REFRESH_JOB, next_run_time=clock.now(), **options)
     every_seconds = IntervalTrigger(seconds=int(config["MAILER_SENDER_INTERVAL"]))
     add(sender_job, every_seconds, id=SENDER_JOB, **options)
+    add(signup_job, every_seconds, id=SIGNUP_JOB, **options)
     hour, minute = PURGE_TIME
     daily = CronTrigger(hour=hour, minute=minute, timezone=config["MAILER_TIMEZONE"])
     add(purge_pending_job, daily, id=PURGE_PENDING_JOB, **options)
@@ -271,6 +276,18 @@ def feed_refresh_job(app: Flask) -> None:
 def sender_job(app: Flask) -> None:
     """Send what is due: queued and deferred deliveries and transactional mails."""
     _log_summary(send_pending(app))
+
+
+def signup_job(app: Flask) -> None:
+    """Handle stored signups and send the due confirmation (transactional) mails."""
+    tally = send_transactional(app)
+    if tally is not None and (tally.sent or tally.deferred or tally.failed):
+        log.info(
+            "transactional mails: %d sent, %d deferred, %d failed",
+            tally.sent,
+            tally.deferred,
+            tally.failed,
+        )
 
 
 def _log_summary(summary) -> None:

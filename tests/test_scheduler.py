@@ -43,7 +43,13 @@ def plain_app(tmp_path):
 def test_jobs_are_registered_with_fixed_ids_and_their_triggers(plain_app):
     scheduler = schedule.build_scheduler(plain_app)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"weekly-digest", "feed-refresh", "sender-loop", "purge-pending"}
+    assert set(jobs) == {
+        "weekly-digest",
+        "feed-refresh",
+        "sender-loop",
+        "signups",
+        "purge-pending",
+    }
 
     weekly = jobs["weekly-digest"].trigger
     assert isinstance(weekly, CronTrigger)
@@ -54,11 +60,13 @@ def test_jobs_are_registered_with_fixed_ids_and_their_triggers(plain_app):
     refresh, sender = jobs["feed-refresh"].trigger, jobs["sender-loop"].trigger
     assert isinstance(refresh, IntervalTrigger) and refresh.interval == timedelta(hours=1)
     assert isinstance(sender, IntervalTrigger) and sender.interval == timedelta(seconds=5)
+    assert jobs["signups"].trigger.interval == timedelta(seconds=5)
     purge = {f.name: str(f) for f in jobs["purge-pending"].trigger.fields}
     assert (purge["day_of_week"], purge["hour"], purge["minute"]) == ("*", "3", "17")
 
     assert jobs["weekly-digest"].func is schedule.weekly_digest_job
     assert jobs["sender-loop"].func is schedule.sender_job
+    assert jobs["signups"].func is schedule.signup_job
     for job in jobs.values():
         assert job.coalesce is True
         assert job.max_instances == 1

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
+from ..subscriptions.service import compose_confirmations, process_signup_requests
 from . import mime, queue, runner, transactional
 from .errors import InvalidTransition, NothingToSend
 from .sender import Tally
@@ -26,6 +27,7 @@ from .states import change_issue_status
 log = logging.getLogger(__name__)
 
 _running = threading.Lock()
+_transactional_running = threading.Lock()
 _stop_requested = threading.Event()
 MIN_ROWS_FOR_PROCESSES = 1000  # below this, starting processes costs more than it saves
 
@@ -158,19 +160,56 @@ def start_issue(session, number: int | None = None) -> tuple[Issue, int]:
     return issue, queued
 
 
-def _drain(app: Flask, issue_number: int | None, progress) -> SendSummary:
-    summary = SendSummary()
+def send_transactional(app: Flask) -> transactional.TransactionalTally | None:
+    """Handle stored signups and send the transactional mails that are due now, once.
+
+    In order: stored signup requests become subscribers with queued confirmation mails
+    (``subscriptions.service.process_signup_requests``), queued mails without a body are
+    built (``compose_confirmations``), and every due transactional mail is sent. The worker's
+    signup job calls it every ``MAILER_SENDER_INTERVAL`` seconds, apart from the digest sends
+    so that a long send never holds up a confirmation mail; :func:`send_pending` calls it too.
+
+    Args:
+        app: the Flask app (an app context is pushed here).
+
+    Returns:
+        The counts of the mails sent, deferred and failed; None (nothing done) when another
+        call is running in this process.
+    """
+    if not _transactional_running.acquire(blocking=False):
+        return None
+    try:
+        with app.app_context():
+            return _transactional(app)
+    finally:
+        _transactional_running.release()
+
+
+def _transactional(app: Flask) -> transactional.TransactionalTally:
+    try:
+        process_signup_requests(db.session, app.config)
+        compose_confirmations(db.session, app.config)
+    finally:
+        db.session.remove()
     with db.engine.connect() as conn:
         mail_due = transactional.has_due(conn)
+    if not mail_due:
+        return transactional.TransactionalTally()
+    return transactional.send_due(db.engine, app.config)
+
+
+def _drain(app: Flask, issue_number: int | None, progress) -> SendSummary:
+    summary = SendSummary()
+    mails = send_transactional(app)
+    if mails is not None:
+        summary.transactional_sent += mails.sent
+        summary.transactional_deferred += mails.deferred
+        summary.transactional_failed += mails.failed
+    with db.engine.connect() as conn:
         query = select(Issue.id, Issue.number).where(Issue.status == IssueStatus.SENDING)
         if issue_number is not None:
             query = query.where(Issue.number == issue_number)
         issues = conn.execute(query.order_by(Issue.number)).all()
-    if mail_due:
-        mails = transactional.send_due(db.engine, app.config)
-        summary.transactional_sent += mails.sent
-        summary.transactional_deferred += mails.deferred
-        summary.transactional_failed += mails.failed
     for issue_id, number in issues:
         _send_issue(app, issue_id, number, summary, progress)
         summary.issues[number] = _finish_if_done(issue_id)

@@ -73,7 +73,10 @@ class TransactionalTally:
 
 
 def _due(now: datetime):
-    pending = TransactionalMail.status.in_((DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED))
+    # A row without a body waits for its composer (e.g. subscriptions' compose_confirmations).
+    pending = TransactionalMail.status.in_(
+        (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+    ) & TransactionalMail.body.is_not(None)
     due = or_(TransactionalMail.next_attempt_at.is_(None), TransactionalMail.next_attempt_at <= now)
     return pending, due
 

@@ -15,6 +15,7 @@ anywhere else). Concurrent signups may overshoot the cap by the few that race.
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ..models import Subscriber, TransactionalMail
@@ -65,10 +66,11 @@ def _hour_start(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def schedule_confirmation(session: Session, now: datetime, per_hour: int) -> datetime:
+def schedule_confirmation(session: Session | Connection, now: datetime, per_hour: int) -> datetime:
     """Return when a new confirmation mail may go out under the hourly cap.
 
     Args:
+        session: a Session or Connection (only reads).
         now: the current aware UTC time.
         per_hour: ``MAILER_CONFIRMATIONS_PER_HOUR``; 0 or less means no cap.
 
@@ -80,6 +82,16 @@ def schedule_confirmation(session: Session, now: datetime, per_hour: int) -> dat
         return now
     start = _hour_start(now)
     planned = func.coalesce(TransactionalMail.next_attempt_at, TransactionalMail.created_at)
+    # The usual case, room in this hour, is one COUNT; only a full hour reads the later ones.
+    this_hour = session.execute(
+        select(func.count()).where(
+            TransactionalMail.kind == CONFIRM_KIND,
+            planned >= start,
+            planned < start + timedelta(hours=1),
+        )
+    ).scalar_one()
+    if this_hour < per_hour:
+        return now
     rows = session.execute(
         select(planned).where(TransactionalMail.kind == CONFIRM_KIND, planned >= start)
     ).scalars()

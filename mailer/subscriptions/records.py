@@ -111,13 +111,18 @@ def record_event(
         subscriber_id=subscriber.id,
         action=action,
         created_at=now,
-        ip_address=(ip or None) and ip[:64],
-        user_agent=(user_agent or None) and user_agent[:512],
-        source=(source or None) and source[:512],
+        ip_address=clipped(ip, 64),
+        user_agent=clipped(user_agent, 512),
+        source=clipped(source, 512),
         detail=detail,
     )
     session.add(event)
     return event
+
+
+def clipped(value: str | None, limit: int) -> str | None:
+    """``value`` cut to ``limit`` characters (its column's size); None for None or ""."""
+    return value[:limit] if value else None
 
 
 def is_suppressed(session: Session, secret_key: str, normalized_email: str) -> bool:

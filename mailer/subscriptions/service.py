@@ -26,9 +26,9 @@ from .links import (
     unsubscribe_by_token,
     unsubscribe_token_verifies,
 )
-from .mailing import humanize_duration
+from .mailing import compose_confirmations, humanize_duration
 from .operators import ImportReport, add_subscriber, import_csv
-from .signup import SignupResult, Visitor, request_subscription
+from .signup import SignupResult, Visitor, process_signup_requests, request_subscription
 
 __all__ = [
     "ALREADY",
@@ -45,6 +45,7 @@ __all__ = [
     "TokenPage",
     "Visitor",
     "add_subscriber",
+    "compose_confirmations",
     "confirm_by_token",
     "erase_by_token",
     "erase_subscriber",
@@ -54,6 +55,7 @@ __all__ = [
     "inspect_unsubscribe_token",
     "mark_bounced",
     "normalize_email",
+    "process_signup_requests",
     "purge_stale_pending",
     "request_subscription",
     "unsubscribe_by_token",

@@ -1,4 +1,12 @@
-"""The web signup: normalize, find or create the subscriber, queue a confirmation mail.
+"""The web signup: the request stores it; the worker makes it a subscriber and queues the mail.
+
+``POST /subscribe`` validates the address and stores one :class:`~mailer.models.SignupRequest`
+row (what, when, from where: the consent record's facts), nothing more, so a signup costs
+about what a bare INSERT does and a burst of them never waits on the subscriber table's
+unique index. The worker's signup job (every ``MAILER_SENDER_INTERVAL`` seconds;
+:func:`process_signup_requests`) then finds or creates the subscriber, records the consent
+event at the time of the request, and queues the confirmation mail without a body; the same
+job builds it (:func:`.mailing.compose_confirmations`) and sends it.
 
 Every answer looks the same to the visitor whether the address was new, pending, confirmed or
 had left (:class:`SignupResult` is for logs and tests, never shown), so the form reveals
@@ -8,22 +16,28 @@ nothing about who is subscribed.
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 
+from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock
-from ..models import Subscriber
+from ..models import ConsentEvent, SignupRequest, Subscriber, UTCDateTime
 from .addresses import normalize_email, resolver_for
-from .mailing import queue_confirmation
-from .records import PENDING, change_status, find_subscriber, record_event
+from .mailing import queue_confirmation, queue_unbuilt_confirmation
+from .records import PENDING, change_status, clipped, find_subscriber, record_event
 
 log = logging.getLogger(__name__)
 
-# A concurrent signup for the same address can win the unique index between our SELECT and
-# INSERT; we then read its row. Two rounds always suffice; the third is a safety margin.
+# A concurrent change (an operator adding the same address, an erasure) can win the unique
+# index between our SELECT and INSERT; we then read its row. Two rounds always suffice.
 _ATTEMPTS = 3
+# Signup requests turned into subscribers per transaction by the worker.
+REQUEST_BATCH = 200
+# Built once and run with parameters, so SQLAlchemy compiles it once (its statement cache).
+_NEW_REQUEST = insert(SignupRequest.__table__)
 
 
 @dataclass(frozen=True)
@@ -57,46 +71,198 @@ def web_normalize(raw: object, config: Mapping) -> str:
 
 def request_subscription(
     session: Session, raw_email: object, *, config: Mapping, visitor: Visitor, honeypot: bool
-) -> SignupResult:
-    """Handle one signup request from the form; commits.
+) -> str | None:
+    """Take one signup from the form: validate the address and store the request; commits.
 
-    New address: a pending subscriber and a ``signup_requested`` event. Unsubscribed or
-    bounced: pending again with a new version (double opt-in again), ``resubscribe_requested``.
-    Pending: nothing new. Confirmed: nothing at all. A pending one gets a confirmation mail
-    within the limits of :mod:`.limits`. A filled honeypot stores and sends nothing.
+    One INSERT into ``signup_request``; the worker does the rest
+    (:func:`process_signup_requests`). A filled honeypot stores nothing.
+
+    Returns:
+        The normalized address that was stored, or None for a honeypot submission.
 
     Raises:
         InvalidAddress: the address is refused (nothing stored).
     """
     email = web_normalize(raw_email, config)
     if honeypot:
-        return SignupResult(email=email, status=None, mailed=False)
+        return None
+    row = {
+        "email": email,
+        "ip_address": clipped(visitor.ip, 64),
+        "user_agent": clipped(visitor.user_agent, 512),
+        "source": clipped(visitor.source, 512),
+        "requested_at": clock.now(),
+    }
+    # A connection of its own, not the ORM session's: one INSERT needs none of its work.
+    with session.get_bind().begin() as conn:
+        conn.execute(_NEW_REQUEST, row)
+    return email
+
+
+def process_signup_requests(session: Session, config: Mapping) -> list[SignupResult]:
+    """Turn every stored signup request into a subscriber change and a queued mail; commits.
+
+    Per request, oldest first: a new address becomes a pending subscriber with a
+    ``signup_requested`` event; an unsubscribed or bounced one becomes pending again with a
+    new version (double opt-in again), ``resubscribe_requested``; a pending one gets nothing
+    new; a confirmed one nothing at all. Events carry the request's own time, IP, user agent
+    and source. A pending one gets a confirmation mail within the limits of :mod:`.limits`.
+
+    Requests are claimed by deleting them (``DELETE ... RETURNING``; on PostgreSQL
+    ``FOR UPDATE SKIP LOCKED``) in the transaction that processes them, so several workers
+    share the work, each request is handled once, and a crash rolls everything back. A request
+    that fails unexpectedly is logged and put back for the next run; the others go on.
+    Needs an app context.
+
+    Returns:
+        What happened to each request, in order (for logs and tests).
+    """
+    results = []
+    while True:
+        batch = _claim_requests(session)
+        for request in batch:
+            results.append(_process_request(session, request, config))
+        # Also after an empty claim: its DELETE holds SQLite's write lock until the commit.
+        session.commit()
+        if not batch:
+            return results
+
+
+def _claim_requests(session: Session) -> list:
+    oldest = (
+        select(SignupRequest.id)
+        .order_by(SignupRequest.id)
+        .limit(REQUEST_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = (
+        delete(SignupRequest)
+        .where(SignupRequest.id.in_(oldest.scalar_subquery()))
+        .returning(
+            SignupRequest.id,
+            SignupRequest.email,
+            SignupRequest.ip_address,
+            SignupRequest.user_agent,
+            SignupRequest.source,
+            SignupRequest.requested_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(session.execute(claimed), key=lambda row: row.id)
+
+
+def _process_request(session: Session, request, config: Mapping) -> SignupResult:
+    visitor = Visitor(ip=request.ip_address, user_agent=request.user_agent, source=request.source)
     for attempt in range(_ATTEMPTS):
         try:
-            result = _request_once(session, email, config, visitor, clock.now())
-            session.commit()
-            return result
+            with session.begin_nested():
+                now = clock.now()
+                return _insert_new(
+                    session, request.email, config, visitor, request.requested_at, now
+                ) or _request_once(
+                    session, request.email, config, visitor, request.requested_at, now
+                )
         except IntegrityError:
-            session.rollback()
-            log.info("a concurrent signup stored %s first; reading its row", email)
-            if attempt == _ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+            log.info("a concurrent change stored %s first; reading its row", request.email)
+            if attempt < _ATTEMPTS - 1:
+                continue
+            _put_back(session, request)
+        except Exception:
+            log.exception("signup request %s (%s) failed; kept for the next run", *request[:2])
+            _put_back(session, request)
+        break
+    return SignupResult(email=request.email, status=None, mailed=False)
+
+
+def _put_back(session: Session, request) -> None:
+    row = dict(request._mapping)
+    row.pop("id")
+    session.execute(_NEW_REQUEST, row)
+
+
+_DATE_COLUMNS = ("created_at", "confirmation_sent_at")
+
+
+@cache
+def _statements() -> tuple:
+    # Built once and run with parameters, so SQLAlchemy compiles each once (its statement
+    # cache). The subscriber INSERT is written out because SQLAlchemy 2.0 does not cache
+    # statements with on_conflict_do_nothing(); the SQL is the same on SQLite and PostgreSQL.
+    columns = tuple(_new_subscriber_row("", datetime.now(UTC), datetime.now(UTC)))
+    new_subscriber = text(
+        f"INSERT INTO subscriber ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + name for name in columns)}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    ).bindparams(*(bindparam(name, type_=UTCDateTime()) for name in _DATE_COLUMNS))
+    return new_subscriber, insert(ConsentEvent.__table__)
+
+
+def _new_subscriber_row(email: str, requested_at: datetime, now: datetime) -> dict:
+    return {
+        "email": email,
+        "status": PENDING,
+        "version": 1,
+        "source": "web",
+        "created_at": requested_at,
+        # The first confirmation slot, as limits.take_confirmation_slot records it.
+        "confirmation_sent_at": now,
+        "confirmation_day": now.date().isoformat(),
+        "confirmations_that_day": 1,
+        "hard_bounces": 0,
+        "soft_failures_in_row": 0,
+    }
+
+
+def _insert_new(
+    session: Session,
+    email: str,
+    config: Mapping,
+    visitor: Visitor,
+    requested_at: datetime,
+    now: datetime,
+) -> SignupResult | None:
+    # INSERT ... ON CONFLICT DO NOTHING RETURNING id: one statement both tests that the
+    # address is new (case-insensitively, through the unique index on lower(email)) and
+    # stores it. None: the address is already on file.
+    conn = session.connection()
+    new_subscriber, new_event = _statements()
+    subscriber_id = conn.execute(
+        new_subscriber, _new_subscriber_row(email, requested_at, now)
+    ).scalar()
+    if subscriber_id is None:
+        return None
+    event = {
+        "subscriber_id": subscriber_id,
+        "action": "signup_requested",
+        "created_at": requested_at,
+        "ip_address": clipped(visitor.ip, 64),
+        "user_agent": clipped(visitor.user_agent, 512),
+        "source": clipped(visitor.source, 512),
+    }
+    conn.execute(new_event, event)
+    queue_unbuilt_confirmation(conn, subscriber_id, email, config, now)
+    return SignupResult(email=email, status=PENDING, mailed=True)
 
 
 def _request_once(
-    session: Session, email: str, config: Mapping, visitor: Visitor, now: datetime
+    session: Session,
+    email: str,
+    config: Mapping,
+    visitor: Visitor,
+    requested_at: datetime,
+    now: datetime,
 ) -> SignupResult:
     subscriber = find_subscriber(session, email)
     if subscriber is None:
+        # Erased between _insert_new's conflict and this SELECT: store it afresh.
         subscriber = Subscriber(
-            email=email, status=PENDING, version=1, source="web", created_at=now
+            email=email, status=PENDING, version=1, source="web", created_at=requested_at
         )
         session.add(subscriber)
-        session.flush()  # IntegrityError here when a concurrent request inserted it first
-        _record(session, subscriber, "signup_requested", now, visitor)
+        session.flush()  # IntegrityError here when a concurrent change inserted it first
+        _record(session, subscriber, "signup_requested", requested_at, visitor)
     elif change_status(session, subscriber, "request", now):
-        _record(session, subscriber, "resubscribe_requested", now, visitor)
+        _record(session, subscriber, "resubscribe_requested", requested_at, visitor)
     if subscriber.status != PENDING:
         return SignupResult(email=email, status=subscriber.status, mailed=False)
     mail = queue_confirmation(session, subscriber.id, config, now)

@@ -5,9 +5,11 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy import select
 
 from mailer.models import ConsentEvent, Subscriber, TransactionalMail
+from mailer.subscriptions.service import compose_confirmations, process_signup_requests
 
 _CONFIRM_RE = re.compile(r"https?://[^\s<>\"]+/confirm/[A-Za-z0-9_.\-]+")
 
@@ -37,8 +39,23 @@ def path_of(url: str) -> str:
     return urlsplit(url).path
 
 
+def run_signup_job(session) -> list:
+    """Do what the worker's signup job does with stored signup requests (web signups only
+    store a request): make them subscribers with queued mails. Returns the results."""
+    results = process_signup_requests(session, current_app.config)
+    session.expire_all()
+    return results
+
+
 def confirmation_mails(session, email: str | None = None) -> list[TransactionalMail]:
-    """Queued/sent confirmation mails, oldest first (optionally for one recipient)."""
+    """Queued/sent confirmation mails, oldest first (optionally for one recipient).
+
+    The web request only stores the signup; like the worker's signup job, this first turns
+    stored requests into subscribers and queued mails and builds the mails' bodies.
+    """
+    process_signup_requests(session, current_app.config)
+    compose_confirmations(session, current_app.config)
+    session.expire_all()
     query = select(TransactionalMail).where(TransactionalMail.kind == "confirm")
     if email is not None:
         query = query.where(TransactionalMail.recipient == email)
@@ -53,7 +70,9 @@ def confirm_path(session, email: str) -> str:
 
 
 def subscriber(session, email: str) -> Subscriber | None:
-    """The subscriber row for ``email`` (exact stored form), fresh from the database."""
+    """The subscriber row for ``email`` (exact stored form), fresh from the database, once
+    the worker's signup job has handled the stored signup requests."""
+    process_signup_requests(session, current_app.config)
     session.expire_all()
     return session.execute(select(Subscriber).where(Subscriber.email == email)).scalar_one_or_none()
 
@@ -65,7 +84,9 @@ def events(session, subscriber_id: int) -> list[str]:
 
 
 def snapshot(session) -> tuple:
-    """Everything the subscriptions room writes, to prove a request changed nothing."""
+    """Everything the subscriptions room writes, to prove a request changed nothing (after
+    the worker's signup job has handled any stored signup requests)."""
+    process_signup_requests(session, current_app.config)
     session.expire_all()
     subs = session.execute(
         select(
