@@ -171,3 +171,19 @@ def test_a_honeypot_submission_stores_no_request(client, session):
     data = {"email": "bot@example.com", "website": "http://spam.example"}
     assert client.post("/subscribe", data=data).status_code == 200
     assert _count(session, SignupRequest) == 0
+
+
+def test_the_thanks_page_is_rendered_once_but_still_shows_flashed_messages(client):
+    first = client.post("/subscribe", data={"email": "one@example.com"})
+    second = client.post("/subscribe", data={"email": "two@example.com"})
+    page = first.get_data(as_text=True)
+    assert first.status_code == second.status_code == 200
+    assert page == second.get_data(as_text=True)
+    assert "<h1>Check your inbox</h1>" in page and "one@example.com" not in page
+    with client.session_transaction() as browser_session:
+        browser_session["_flashes"] = [("info", "Signed out.")]
+    flashed = client.post("/subscribe", data={"email": "three@example.com"})
+    assert "Signed out." in flashed.get_data(as_text=True)
+    assert "Signed out." not in client.post(
+        "/subscribe", data={"email": "four@example.com"}
+    ).get_data(as_text=True)
