@@ -14,8 +14,9 @@ import pytest
 
 from mailer import create_app
 from mailer.delivery import mime
-from mailer.delivery.mime_body import Base64Template, BodyTemplate
+from mailer.delivery.mime_body import Base64Template, BodyTemplate, dot_stuff_lines
 from mailer.delivery.mime_build import POLICY
+from mailer.delivery.mime_compiled import smtp_data
 from mailer.delivery.mime_headers import HeaderValueError
 from mailer.digest.render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
 from mailer.models import Issue
@@ -326,3 +327,36 @@ def test_body_templates_match_the_standard_library_on_random_text(template, cte)
             filled = text.replace("@@U@@", "\0").replace("@@R@@", values["@@R@@"])
             filled = filled.replace("\0", values["@@U@@"])
             assert compiled.render(values) == _reference_body(filled, cte), (text, values)
+
+
+@pytest.mark.parametrize("template", [BodyTemplate, Base64Template])
+def test_body_templates_dot_stuff_exactly_like_stuffing_the_whole_body(template):
+    # Lines (and soft-broken continuation lines) that start with a dot, in the fixed lines,
+    # in the filled-in lines and right after a value: the pieces stuffed once at compile time
+    # plus the filled-in lines stuffed per message must equal stuffing the whole body.
+    rng = random.Random(20261129)
+    alphabet = list("ab .=\t..") + ["@@U@@", "@@R@@", "\n", "\n.", "\r\n.."]
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.choice([5, 80, 300])))
+        compiled = template(text, ("@@U@@", "@@R@@"))
+        values = {
+            "@@U@@": "https://x.example/u/" + "." * rng.randint(1, 90),
+            "@@R@@": rng.choice(["a@b.c", ".dot@example.com"]),
+        }
+        stuffed: list[bytes] = []
+        compiled.extend(stuffed, values, stuffed=True)
+        assert b"".join(stuffed) == dot_stuff_lines(compiled.render(values)), (text, values)
+
+
+@pytest.mark.parametrize("issue_factory", [japanese_issue, ascii_issue])
+def test_personalised_data_parts_are_the_dot_stuffed_full_build(config, issue_factory):
+    issue = issue_factory()
+    issue.text = ".first line\n" + issue.text + "\n..\n.\n"
+    issue.html = issue.html.replace("<p", "\n.<p")
+    compiled = mime.compile_issue(issue, config)
+    for subscriber_id, email in RECIPIENTS:
+        url = unsubscribe_url(subscriber_id)
+        full = mime.build_message(issue, subscriber_id, email, url, config)
+        parts = compiled.personalise_parts(subscriber_id, email, url)
+        assert b"".join(parts) == smtp_data(full)
+        assert b"".join(parts).endswith(b"\r\n.\r\n")

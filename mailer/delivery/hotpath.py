@@ -92,6 +92,7 @@ class HotPath:
         self.dialect = conn.dialect.name
         self._check = Prepared(conn, CHECK)
         self._mark_sent = Prepared(conn, MARK_SENT)
+        self._sent: list = []  # noted sent marks, written by flush()
         self._restore: list[str] = []
         if self.dialect == "postgresql":
             self.cursor.execute("SET synchronous_commit TO off")
@@ -120,7 +121,9 @@ class HotPath:
     def mark_sent(
         self, delivery_id: int, attempts: int, code: int, reply: str, now: datetime
     ) -> None:
-        """Record the relay's acceptance of a delivery (status sent, reply, time); commits."""
+        """Note the relay's acceptance of a delivery (status sent, reply, time); the next
+        :meth:`flush` writes it. The sender flushes before it sends any more content and
+        at the end of each pass over the replies that arrived together."""
         values = {
             "delivery_id": delivery_id,
             "attempts": attempts,
@@ -128,11 +131,33 @@ class HotPath:
             "reply": reply[:REPLY_LIMIT],
             "now": now,
         }
-        self.cursor.execute(self._mark_sent.sql, self._mark_sent.params(values))
+        self._sent.append(self._mark_sent.params(values))
+
+    def flush(self) -> None:
+        """Write the noted sent marks (each commits by itself); one round trip for all.
+
+        Why not one statement per reply: several connections' replies often arrive in one
+        wakeup, and on PostgreSQL each statement is a round trip to a server that shares the
+        cores (psycopg's ``executemany`` sends them all in one pipeline).
+        """
+        if not self._sent:
+            return
+        marks, self._sent = self._sent, []
+        if len(marks) == 1:
+            self.cursor.execute(self._mark_sent.sql, marks[0])
+        else:
+            self.cursor.executemany(self._mark_sent.sql, marks)
+
+    @property
+    def unflushed(self) -> int:
+        """Sent marks noted and not yet written."""
+        return len(self._sent)
 
     def close(self) -> None:
-        """Put the session settings back (the connection returns to the pool); close."""
+        """Write what is noted, put the session settings back (the connection returns to
+        the pool); close."""
         try:
+            self.flush()
             for statement in self._restore:
                 self.cursor.execute(statement)
         finally:

@@ -39,10 +39,11 @@ class Tally:
 
 @dataclass(eq=False)
 class Job:
-    """One message on its way: the row, its bytes, and the envelope replies so far."""
+    """One message on its way: the row, its DATA content (dot-stuffed and terminated, in
+    parts: ``CompiledIssue.personalise_parts``), and the envelope replies so far."""
 
     row: Claimed
-    body: bytes | None
+    body: list[bytes] | None
     mail: SmtpReply | None = None
     rcpt: SmtpReply | None = None
     commands: list[bytes] | None = None  # still to send, for a relay without PIPELINING

@@ -21,9 +21,10 @@ Choices, and why:
   (RFC 3834 §2).
 - The Date is the issue's send start (else its creation time) and the boundary is derived
   from the issue, so that the reference build and the fast path give the same bytes.
-- Dot-stuffing (RFC 5321 §4.5.2) is left to the SMTP layer: ``personalise`` returns the
-  message as signed; ``CompiledIssue.personalise_smtp_data`` / :func:`smtp_data` give it
-  dot-stuffed and terminated for a sender that writes DATA itself.
+- Dot-stuffing (RFC 5321 §4.5.2): ``personalise`` returns the message as signed;
+  ``CompiledIssue.personalise_parts`` gives it dot-stuffed and terminated for the sender,
+  which writes DATA itself, with the fixed pieces stuffed once per issue;
+  :func:`smtp_data` does the same for a whole message.
 """
 
 import html

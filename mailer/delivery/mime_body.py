@@ -34,6 +34,13 @@ QP_LINE_LENGTH = 76
 CRLF = "\r\n"
 
 
+def dot_stuff_lines(data: bytes) -> bytes:
+    """Return ``data``, which starts at a line start, with a dot doubled at each line start
+    (RFC 5321 §4.5.2 transparency)."""
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed[:1] == b"." else stuffed
+
+
 def escape(text: str) -> str:
     """Return ``text`` as UTF-8 octets with each unsafe octet written ``=XX`` (no wrapping)."""
     return text.encode("utf-8").decode("latin-1").translate(_QUOPRI_BODY_ENCODE_MAP)
@@ -171,6 +178,10 @@ class BodyTemplate:
             else:
                 static.append(line)
         self._flush(static)
+        # Every chunk starts at a line start, so each can be dot-stuffed on its own, once.
+        self.stuffed_chunks = [
+            dot_stuff_lines(chunk) if chunk.__class__ is bytes else chunk for chunk in self.chunks
+        ]
 
     def _flush(self, static: list[str]) -> None:
         if static:
@@ -178,17 +189,24 @@ class BodyTemplate:
             self.chunks.append(encoded.replace("\n", CRLF).encode("ascii"))
             static.clear()
 
-    def extend(self, out: list[bytes], values: Mapping[str, str]) -> None:
+    def extend(self, out: list[bytes], values: Mapping[str, str], stuffed: bool = False) -> None:
         """Append the encoded body's pieces (ASCII, CRLF line ends) to ``out``.
 
         Args:
             out: the list the caller joins into the message.
             values: marker -> value (str); values must not be empty or hold line breaks
                 (the callers check).
+            stuffed: give the pieces dot-stuffed for SMTP DATA (RFC 5321 §4.5.2); the fixed
+                ones were stuffed once, only the filled-in lines are stuffed here.
         """
         escaped = {marker: escape(value) for marker, value in values.items()}
-        for chunk in self.chunks:
-            out.append(chunk if chunk.__class__ is bytes else chunk.render(escaped))
+        for chunk in self.stuffed_chunks if stuffed else self.chunks:
+            if chunk.__class__ is bytes:
+                out.append(chunk)
+            elif stuffed:
+                out.append(dot_stuff_lines(chunk.render(escaped)))
+            else:
+                out.append(chunk.render(escaped))
 
     def render(self, values: Mapping[str, str]) -> bytes:
         """Return the whole encoded body with the slots filled in (see :meth:`extend`)."""
@@ -213,8 +231,12 @@ class Base64Template:
         self.slots = [slot.decode("ascii") for slot in parts[1::2]]
         self._tail_cache: dict[int, bytes] = {}
 
-    def extend(self, out: list[bytes], values: Mapping[str, str]) -> None:
-        """Append the encoded body to ``out``; ``values`` maps marker -> value (str)."""
+    def extend(self, out: list[bytes], values: Mapping[str, str], stuffed: bool = False) -> None:
+        """Append the encoded body to ``out``; ``values`` maps marker -> value (str).
+
+        ``stuffed`` changes nothing: no base64 line starts with a dot (RFC 4648 §4 alphabet),
+        so the lines need no dot-stuffing for SMTP DATA.
+        """
         statics = self.statics
         head = [statics[0]]
         for index, slot in enumerate(self.slots):

@@ -51,6 +51,34 @@ class CompiledIssue:
             mime_headers.HeaderValueError: ``email`` is not one bare address, or the URL is
                 empty or holds whitespace or angle brackets.
         """
+        message = b"".join(self._pieces_for(subscriber_id, email, unsubscribe_url, False))
+        return self.signer.sign(message) if self.signer is not None else message
+
+    def personalise_parts(
+        self, subscriber_id: int, email: str, unsubscribe_url: str
+    ) -> list[bytes]:
+        """Return :meth:`personalise`'s message as DATA content, in parts to write in order.
+
+        Dot-stuffed and ended by ``CRLF.CRLF`` (RFC 5321 §4.5.2, §4.1.1.4), ready to write
+        after the server's 354 reply. The pieces that are the same for every recipient were
+        stuffed once, when the issue was compiled; per message only the filled-in body lines
+        are, and nothing is joined (the socket gathers the parts). A signed message is
+        stuffed whole (signing costs far more than that).
+
+        Raises:
+            mime_headers.HeaderValueError: as :meth:`personalise`.
+        """
+        if self.signer is not None:
+            return [smtp_data(self.personalise(subscriber_id, email, unsubscribe_url))]
+        parts = self._pieces_for(subscriber_id, email, unsubscribe_url, True)
+        parts.append(b".\r\n" if parts[-1].endswith(b"\r\n") else b"\r\n.\r\n")
+        return parts
+
+    def _pieces_for(
+        self, subscriber_id: int, email: str, unsubscribe_url: str, stuffed: bool
+    ) -> list[bytes]:
+        # Only the bodies can hold a line that starts with a dot: every other line of the
+        # message starts with a header name, a folding space or a MIME boundary's "--".
         to = hdr.address_value(email)
         unsubscribe = hdr.list_unsubscribe_value(unsubscribe_url, self.mailto)
         fills = {
@@ -64,24 +92,20 @@ class CompiledIssue:
                 out.append(piece)
             elif piece == "TEXT":
                 values = {UNSUBSCRIBE_URL_MARKER: unsubscribe_url, RECIPIENT_MARKER: to}
-                self._text.extend(out, values)
+                self._text.extend(out, values, stuffed)
             elif piece == "HTML":
                 values = {
                     UNSUBSCRIBE_URL_MARKER: html.escape(unsubscribe_url),
                     RECIPIENT_MARKER: html.escape(to),
                 }
-                self._html.extend(out, values)
+                self._html.extend(out, values, stuffed)
             else:
                 out.append(fills[piece])
-        message = b"".join(out)
-        return self.signer.sign(message) if self.signer is not None else message
+        return out
 
     def personalise_smtp_data(self, subscriber_id: int, email: str, unsubscribe_url: str):
-        """Return :meth:`personalise`'s message dot-stuffed and ended by ``CRLF.CRLF``.
-
-        Ready to write after the server's 354 reply to DATA (RFC 5321 §4.5.2, §4.1.1.4).
-        """
-        return smtp_data(self.personalise(subscriber_id, email, unsubscribe_url))
+        """Return :meth:`personalise_parts` joined into one bytes object."""
+        return b"".join(self.personalise_parts(subscriber_id, email, unsubscribe_url))
 
 
 def smtp_data(message: bytes) -> bytes:

@@ -82,10 +82,10 @@ class Picker:
     def _personalise(self, row: Claimed) -> Job | None:
         token = make_unsubscribe_token(self.secret_key, row.subscriber_id, row.version)
         try:
-            body = self.compiled.personalise(
+            parts = self.compiled.personalise_parts(
                 row.subscriber_id, row.email, unsubscribe_url(self.base_url, token)
             )
         except ValueError as exc:  # an address that cannot be written into a header
             self.outcomes.not_sendable(row, f"not sent: {exc}")
             return None
-        return Job(row, body)
+        return Job(row, parts)

@@ -9,7 +9,9 @@ that pause and cancel take effect within a message or two; the subscriber's stat
 someone who left after enqueueing is skipped; the row's own lease). With PIPELINING the next
 message's envelope travels with the current message's content (RFC 2920 §3.1); its content
 waits for the relay's 354. Each outcome is written right after the relay's reply
-(:mod:`.hotpath`, :mod:`.ledger`), before that connection carries another message.
+(:mod:`.hotpath`, :mod:`.ledger`), before that connection carries another message; the
+sent marks of replies that arrive in one wakeup are written together, at its end, in one
+round trip (and always before any more content goes out).
 """
 
 import logging
@@ -27,7 +29,7 @@ from .jobs import Job, Rows, Tally
 from .outcomes import Outcomes
 from .picker import Picker
 from .relay import RelaySettings, SmtpReply
-from .smtp import data_parts, envelope_commands
+from .smtp import envelope_commands
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class IssueSender:
 
     def _shut_down(self) -> None:
         try:
+            self.hot.flush()
             self.rows.release(self.conn, self._on_wire())
         finally:
             for channel in self.channels:
@@ -176,6 +179,7 @@ class IssueSender:
                 self._selector.modify(channel.sock, events, channel)
         for key, mask in self._selector.select(timeout):
             self._serve(key.data, mask)
+        self.hot.flush()  # the sent marks of the replies that arrived together
         now = time.monotonic()
         for channel in busy:
             if channel.is_open and channel.expect and now >= channel.deadline:
@@ -236,7 +240,10 @@ class IssueSender:
         self._send_content(channel, job)
 
     def _send_content(self, channel: Channel, job: Job) -> None:
-        parts, expected = data_parts(job.body), [("END", job)]
+        # Every accepted message is recorded before more content goes out, so a crash
+        # re-sends at most the messages in flight (one per connection).
+        self.hot.flush()
+        parts, expected = job.body, [("END", job)]
         job.body = None
         following = self._pipelined_next(channel)
         if following is not None:
