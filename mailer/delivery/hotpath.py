@@ -16,7 +16,7 @@ from ..models import Delivery, DeliveryStatus, Issue, Subscriber
 from .retry import REPLY_LIMIT
 
 WAIT_MS = 200  # longest a checkpoint waits for other connections
-CHECK_AHEAD = 8  # rows checked per query: the next message and the ones after it
+CHECK_AHEAD = 32  # rows checked per query: the next message and the ones after it
 CHECK = (
     select(Delivery.id, Delivery.status, Delivery.claimed_by, Subscriber.status, Issue.status)
     .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
