@@ -246,3 +246,19 @@ def test_bar_chart_is_plain_svg_without_style_attributes():
     assert heights[0] == 0.0
     assert heights[1] > heights[2] > 0
     assert "<title>W02: 7</title>" in svg
+
+
+def test_dashboard_warns_when_signups_wait_for_the_worker(admin_client, session):
+    add_items(session)
+    start = clock.now().replace(microsecond=0)
+    clock.freeze(start)
+    visitor = admin_client  # /subscribe is public: anyone's client will do
+    assert visitor.post("/subscribe", data={"email": "waiting@example.jp"}).status_code == 200
+    clock.freeze(start + timedelta(minutes=4))
+    assert visitor.post("/subscribe", data={"email": "recent@example.jp"}).status_code == 200
+    clock.freeze(start + timedelta(minutes=5))
+    page = html.unescape(admin_client.get("/admin/").get_data(as_text=True))
+    assert f"1 signup(s) have waited since {start:%Y-%m-%d %H:%M} UTC for the worker" in page
+    run_signup_job(session)
+    page = admin_client.get("/admin/").get_data(as_text=True)
+    assert "have waited since" not in page and "Needs attention" not in page

@@ -56,6 +56,16 @@ def _warnings(findings: list) -> list[Alert]:
         )
         for event in queries.recent_missed_weeks(session, clock.now())
     ]
+    waiting, since = queries.waiting_signups(session, clock.now())
+    if waiting:
+        found.append(
+            Alert(
+                f"{waiting} signup(s) have waited since {since:%Y-%m-%d %H:%M} UTC for the "
+                "worker, which turns them into subscribers and sends the confirmation "
+                "mails: is `flask --app wsgi worker` running?",
+                url_for("admin.subscriber_list"),
+            )
+        )
     return found
 
 

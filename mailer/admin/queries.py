@@ -18,6 +18,7 @@ from ..models import (
     Issue,
     IssueStatus,
     JobEvent,
+    SignupRequest,
     Subscriber,
     SubscriberStatus,
 )
@@ -231,3 +232,18 @@ def recent_job_events(session: Session, now: datetime, limit: int = 5) -> list[J
     """Return the worker's latest events of the last two weeks (any kind), newest first."""
     query = select(JobEvent).where(JobEvent.created_at >= now - WARNING_WINDOW)
     return list(session.scalars(query.order_by(JobEvent.id.desc()).limit(limit)))
+
+
+# Signups are handled by the worker every few seconds; one waiting longer means it is not.
+SIGNUP_WAIT_WARNING = timedelta(minutes=2)
+
+
+def waiting_signups(session: Session, now: datetime) -> tuple[int, datetime | None]:
+    """Return (how many, since when) stored signups have waited longer than
+    ``SIGNUP_WAIT_WARNING`` for the worker's signups job; (0, None) when none have."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(SignupRequest.requested_at)).where(
+            SignupRequest.requested_at < now - SIGNUP_WAIT_WARNING
+        )
+    ).one()
+    return count, oldest
