@@ -1,10 +1,14 @@
 """``flask digest send`` and ``flask send-pending`` through the CLI runner, both databases."""
 
-from sqlalchemy import select
+from datetime import UTC, datetime
 
+from sqlalchemy import select, update
+
+from mailer import clock
+from mailer.delivery import claim, engine
 from mailer.delivery.transactional import queue_mail
 from mailer.extensions import db
-from mailer.models import Issue
+from mailer.models import Delivery, Issue
 from tests.support.deliveries import add_subscribers, make_issue
 
 
@@ -91,3 +95,32 @@ def test_send_pending_drains_transactional_mail_once(app, runner, smtp_server):
     assert "Transactional: 1 sent, 0 deferred, 0 failed." in result.output
     assert [r.rcpt_tos for r in smtp_server.received] == [["new@example.com"]]
     assert "Transactional: 0 sent" in runner.invoke(args=["send-pending"]).output
+
+
+def test_digest_send_says_when_another_sender_holds_the_deliveries(app, runner, smtp_server):
+    moment = datetime(2026, 12, 7, 9, 41, 30, tzinfo=UTC)
+    clock.freeze(moment)
+    with app.app_context():
+        add_subscribers(db.session, ["ann@example.com", "bob@example.com"])
+        make_issue(db.session, number=3)
+        engine.start_issue(db.session, 3)
+        db.session.execute(
+            update(Delivery).values(
+                claimed_by="another-machine:0123abcd:4242:0:abcdef",
+                claimed_until=moment + claim.LEASE,
+            )
+        )
+        db.session.commit()
+
+    result = runner.invoke(args=["digest", "send", "3"])
+    pending = runner.invoke(args=["send-pending"])
+
+    assert result.exit_code == 0, result.output
+    assert "Issue #3: sending. This run: 0 sent" in result.output
+    message = (
+        "2 deliveries are leased by another sender until 09:46 UTC; "
+        "they will be sent then (or by that sender)."
+    )
+    assert message in result.output
+    assert message in pending.output
+    assert smtp_server.received == []

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, select, text
 from mailer import clock, create_app
 from mailer.delivery import engine, queue
 from mailer.extensions import db
-from mailer.models import Issue
+from mailer.models import Delivery, Issue, Subscriber
 from tests.support.deliveries import make_issue, many_subscribers, message_ids, start_runner
 
 
@@ -139,3 +139,39 @@ def test_three_workers_on_postgresql_send_each_message_once(pg_app_config, smtp_
         assert db.session.scalar(select(Issue.status)) == "sent"
         db.session.remove()
         db.engine.dispose()
+
+
+def test_restart_after_sigkill_releases_the_dead_senders_leases_at_once(app_config, request):
+    connections = 2
+    app_config.update(
+        MAILER_SENDER_PROCESSES=1, MAILER_SMTP_CONNECTIONS=connections, MAILER_BATCH_SIZE=50
+    )
+    app = request.getfixturevalue("app")
+    smtp_server = request.getfixturevalue("smtp_server")
+    with app.app_context():
+        emails = many_subscribers(db.session, 1000)
+        make_issue(db.session)
+        engine.start_issue(db.session, 1)
+        db.session.remove()
+    crashed = start_runner(app_config)
+    wait_for(lambda: len(smtp_server.received) >= 300, "300 messages", crashed)
+    kill_group(crashed)  # its batch stays leased for claim.LEASE
+
+    # The clock is not moved: only releasing the dead sender's leases lets this one send.
+    restarted = start_runner(app_config)
+    out, err = restarted.communicate()
+
+    assert restarted.returncode == 0, err[-2000:]
+    summary = json.loads(out.splitlines()[-1])
+    assert (summary["issues"], summary["leased"]) == ({"1": "sent"}, {})
+    with app.app_context():
+        sent = db.session.execute(
+            select(Subscriber.email)
+            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .where(Delivery.status == "sent")
+        )
+        assert sorted(sent.scalars()) == emails  # each subscriber exactly one sent delivery
+        db.session.remove()
+    counts = Counter(message_ids(smtp_server.received))
+    assert sorted({r.rcpt_tos[0] for r in smtp_server.received}) == emails
+    assert sum(n - 1 for n in counts.values()) <= connections

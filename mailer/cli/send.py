@@ -27,6 +27,7 @@ def send_pending_command():
     )
     for number, status in summary.issues.items():
         click.echo(f"Issue #{number}: {status}.")
+        _echo_leases(summary, number)
     _echo_counts(summary)
     if summary.errors:
         _fail(summary.errors)
@@ -103,6 +104,7 @@ def _report(number: int, summary: engine.SendSummary) -> None:
             f"{counts['deferred']} deferred deliveries will be retried from "
             f"{retry:%Y-%m-%d %H:%M} UTC by the worker or `flask send-pending`."
         )
+    _echo_leases(summary, number)
     if status == IssueStatus.PAUSED:
         problems.append(f"issue #{number} is paused: {_reason(number)}")
     if counts["failed"]:
@@ -122,6 +124,15 @@ def _issue_id(number: int) -> int:
 def _reason(number: int) -> str:
     issue = engine.issue_by_number(db.session, number)
     return issue.status_reason or "no reason recorded"
+
+
+def _echo_leases(summary: engine.SendSummary, number: int) -> None:
+    leases = summary.leased.get(number)
+    if leases is not None:
+        click.echo(
+            f"{leases.count} deliveries are leased by another sender until "
+            f"{leases.until:%H:%M} UTC; they will be sent then (or by that sender)."
+        )
 
 
 def _echo_counts(summary: engine.SendSummary) -> None:

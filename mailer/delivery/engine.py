@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from flask import Flask
 from sqlalchemy import func, select
 
+from .. import clock
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
 from ..subscriptions.service import compose_confirmations, process_signup_requests
-from . import mime, queue, runner, transactional
+from . import claim, mime, queue, runner, transactional
 from .errors import InvalidTransition, NothingToSend
 from .sender import Tally
 from .states import change_issue_status
@@ -57,6 +58,8 @@ class SendSummary(Tally):
 
     ``issues`` maps each issue number worked on to its status at the end (e.g. "sent",
     "sending" while deferred deliveries wait, "paused"); ``errors`` lists sender failures.
+    ``leased`` maps the number of an issue still sending to its due deliveries that another
+    sender holds under a lease (:class:`.claim.Leases`): this run could not send them.
     """
 
     transactional_sent: int = 0
@@ -64,6 +67,7 @@ class SendSummary(Tally):
     transactional_failed: int = 0
     issues: dict[int, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    leased: dict[int, claim.Leases] = field(default_factory=dict)
     busy: bool = False
     elapsed: float = 0.0
 
@@ -213,6 +217,10 @@ def _drain(app: Flask, issue_number: int | None, progress) -> SendSummary:
     for issue_id, number in issues:
         _send_issue(app, issue_id, number, summary, progress)
         summary.issues[number] = _finish_if_done(issue_id)
+        if summary.issues[number] == IssueStatus.SENDING:
+            leases = _leases(issue_id)
+            if leases is not None:
+                summary.leased[number] = leases
     return summary
 
 
@@ -222,6 +230,7 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary: SendSummary, pr
         # Started without enqueueing (or by an older caller): enqueue now, idempotently.
         queue.enqueue_issue(session, session.get(Issue, issue_id))
         session.commit()
+    _release_dead_claims(issue_id)
     due = _due_count(issue_id)
     if not due:
         return
@@ -244,6 +253,18 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary: SendSummary, pr
         )  # fmt: skip
     summary.add(tally)
     summary.errors += errors
+
+
+def _release_dead_claims(issue_id: int) -> None:
+    # A restart after a crash on this machine resumes now, not when the crashed sender's
+    # leases end (claim.release_dead_claims logs each release and says why it is safe).
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        claim.release_dead_claims(conn, issue_id, clock.now())
+
+
+def _leases(issue_id: int) -> claim.Leases | None:
+    with db.engine.connect() as conn:
+        return claim.leased_elsewhere(conn, issue_id, clock.now())
 
 
 def _due_count(issue_id: int) -> int:
