@@ -258,7 +258,7 @@ def weekly_digest_job(app: Flask) -> None:
         issue, queued = start_issue(db.session, issue.number)
         number = issue.number
         log.info("weekly digest: issue %s of %s queued for %d subscribers", number, period, queued)
-    _log_summary(send_pending(app, issue_number=number))
+    _log_summary(send_pending(app, issue_number=number), _logged_leases(app))
 
 
 def feed_refresh_job(app: Flask) -> None:
@@ -275,7 +275,11 @@ def feed_refresh_job(app: Flask) -> None:
 
 def sender_job(app: Flask) -> None:
     """Send what is due: queued and deferred deliveries and transactional mails."""
-    _log_summary(send_pending(app))
+    _log_summary(send_pending(app), _logged_leases(app))
+
+
+def _logged_leases(app: Flask) -> dict:
+    return app.extensions.setdefault("mailer.logged_leases", {})
 
 
 def signup_job(app: Flask) -> None:
@@ -290,7 +294,8 @@ def signup_job(app: Flask) -> None:
         )
 
 
-def _log_summary(summary) -> None:
+def _log_summary(summary, logged_leases: dict) -> None:
+    # logged_leases: issue number -> the lease end last logged for it (kept on the app).
     if summary.busy:
         return  # another job of this process is sending; it drains the same queue
     if summary.sent or summary.failed or summary.deferred or summary.transactional_sent:
@@ -303,6 +308,17 @@ def _log_summary(summary) -> None:
         )
     for error in summary.errors:
         log.warning("sender: %s", error)
+    for number, leases in summary.leased.items():
+        # Once per lease end, not every few seconds while it lasts.
+        if logged_leases.get(number) != leases.until:
+            logged_leases[number] = leases.until
+            log.info(
+                "issue #%d: %d deliveries are leased by another sender until %s UTC; they "
+                "will be sent then (or by that sender)",
+                number,
+                leases.count,
+                f"{leases.until:%H:%M}",
+            )
 
 
 def purge_pending_job(app: Flask) -> None:

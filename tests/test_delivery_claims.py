@@ -165,3 +165,26 @@ def test_rows_leased_by_a_live_sender_are_reported_not_sent(app, session, smtp_s
     assert (summary.sent, summary.issues) == (0, {1: "sending"})
     assert summary.leased == {1: claim.Leases(count=3, until=T0 + claim.LEASE)}
     assert smtp_server.received == []
+
+
+def test_the_worker_logs_rows_waiting_for_another_senders_lease_once(
+    app, session, smtp_server, caplog
+):
+    from mailer import scheduler
+
+    clock.freeze(T0)
+    add_subscribers(session, ["a@example.com", "b@example.com"])
+    make_issue(session)
+    engine.start_issue(session, 1)
+    ids = session.scalars(select(Delivery.id).order_by(Delivery.id)).all()
+    lease(session, ids, f"elsewhere:{claim.boot_id()}:1:0:abcdef")
+    session.remove()
+    until = f"{T0 + claim.LEASE:%H:%M}"
+
+    with caplog.at_level(logging.INFO, logger="mailer.scheduler"):
+        scheduler.sender_job(app)
+        scheduler.sender_job(app)
+
+    wanted = f"issue #1: 2 deliveries are leased by another sender until {until} UTC"
+    assert caplog.text.count(wanted) == 1
+    assert smtp_server.received == []
