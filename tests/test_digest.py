@@ -314,9 +314,9 @@ def test_archive_page_shows_the_web_version_with_items(client, archive_issues):
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "Archive story of issue 1 &amp; co" in page
-    assert "You receive this because you subscribed" in page
-    assert 'href="https://news.example.com/"' in page  # the generic unsubscribe explanation
-    assert "https://news.example.com/archive/1" in page
+    # A public page: an invitation to subscribe instead of the subscriber's footer.
+    assert "You receive this because" not in page and "Unsubscribe" not in page
+    assert '<a href="/" style="color:#b3261e;text-decoration:underline">Subscribe</a>' in page
     assert "@@" not in page
 
 

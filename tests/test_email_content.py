@@ -136,7 +136,8 @@ def test_layout_is_a_600px_fluid_table_with_dark_mode_meta_and_hidden_preheader(
     # Text colours always sit on an explicit background (readable when a client inverts).
     assert "background-color:#ffffff" in issue.html and "color:#1d2430" in issue.html
     assert "News and openings in Japan</p>" in issue.html and "<img" not in issue.html
-    assert ">Read more</a>" in issue.html
+    # The item's title is its only link (one accessible name per story, no "Read more").
+    assert ">First headline</a></h3>" in issue.html and "Read more" not in issue.html
 
 
 def test_logo_only_when_configured_with_alt_and_size(app, session, make_item):

@@ -4,10 +4,16 @@ Japanese (and other East Asian wide) characters take two columns in a terminal o
 monospaced mail reader, and a Japanese line may break between any two characters, while a
 Latin word or a URL must never be split. These helpers follow Unicode's East Asian Width
 property (UAX #11) for widths and keep a combining mark with the character before it.
+
+The HTML part shows a summary as one paragraph; the text part keeps its structure instead
+(paragraphs and lines after <br> on lines of their own, list items as "- " or "1. " lines),
+because a plain-text reader has no other way to see where one list item ends.
 """
 
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 
 # Tags whose content is never text for a reader (a sanitized summary should not have them,
@@ -28,35 +34,114 @@ _NO_LINE_START = frozenset(
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029\ufeff]")
 _URL = re.compile(r"^(?:https?://|mailto:)", re.IGNORECASE)
 ELLIPSIS = "…"
+# Indent beyond which nested list items stop moving right (display columns), so that a
+# deeply nested list in a feed cannot push text past the line width.
+_MAX_INDENT = 8
 
 
-class _TextExtractor(HTMLParser):
-    """Collect the text of an HTML fragment, entities decoded, with spaces at block edges."""
+@dataclass(frozen=True)
+class TextBlock:
+    """One block of an HTML fragment's text: a paragraph, a list item, or a line after <br>.
+
+    ``text`` is one clean line (no markup, entities decoded, spaces collapsed); ``lead`` goes
+    before its first line (a list marker such as ``"- "`` or ``"  2. "``, or the ``indent`` of
+    the list item that a ``<br>`` or a nested list interrupted) and ``indent`` before its
+    other lines, so that a wrapped list item hangs under its own text. Both are ASCII spaces
+    and markers of the same width.
+    """
+
+    text: str
+    lead: str = ""
+    indent: str = ""
+
+    def lines(self, width: int) -> list[str]:
+        """The block wrapped to ``width`` display columns, lead and indent included."""
+        lines = wrap(self.text, width, indent=self.indent)
+        if lines:
+            lines[0] = self.lead + lines[0][len(self.indent) :]
+        return lines
+
+
+class _BlockExtractor(HTMLParser):
+    """Collect the text of an HTML fragment as :class:`TextBlock` items, lists marked.
+
+    Every tag in ``_BREAKING`` ends a block; ``<li>`` starts one with "- " (in ``<ul>``) or
+    "N. " (in ``<ol>``), indented under the item of the enclosing list.
+    """
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
+        self.blocks: list[TextBlock] = []
+        self._parts: list[str] = []
         self._skipping = 0
+        # One entry per open <ul>/<ol>: [ordered, items so far, indent of its open item].
+        self._lists: list[list] = []
+        self._lead: str | None = None  # the marker of an item whose text has not come yet
 
     def handle_starttag(self, tag, attrs):
         if tag in _SKIP_CONTENT:
             self._skipping += 1
         elif tag in _BREAKING:
-            self.parts.append(" ")
+            self._flush()
+            if not self._skipping:
+                self._open(tag)
 
     def handle_startendtag(self, tag, attrs):
         if tag in _BREAKING:
-            self.parts.append(" ")
+            self._flush()
 
     def handle_endtag(self, tag):
         if tag in _SKIP_CONTENT:
             self._skipping = max(0, self._skipping - 1)
         elif tag in _BREAKING:
-            self.parts.append(" ")
+            self._flush()
+            if not self._skipping:
+                self._close(tag)
 
     def handle_data(self, data):
         if not self._skipping:
-            self.parts.append(data)
+            self._parts.append(data)
+
+    def close(self):
+        super().close()
+        self._flush()
+
+    def _open(self, tag: str) -> None:
+        if tag in ("ul", "ol"):
+            self._lists.append([tag == "ol", 0, None])
+        elif tag == "li":
+            if not self._lists:  # a stray <li>: show it as an item all the same
+                self._lists.append([False, 0, None])
+            frame = self._lists[-1]
+            frame[2] = None  # an unclosed earlier item of this list ends here
+            parent = self._indent()[:_MAX_INDENT]
+            frame[1] += 1
+            marker = f"{frame[1]}. " if frame[0] else "- "
+            self._lead = parent + marker
+            frame[2] = parent + " " * len(marker)
+
+    def _close(self, tag: str) -> None:
+        if tag in ("ul", "ol") and self._lists:
+            self._lists.pop()
+        elif tag == "li" and self._lists:
+            self._lists[-1][2] = None
+        if tag in ("ul", "ol", "li"):
+            self._lead = None
+
+    def _indent(self) -> str:
+        for frame in reversed(self._lists):
+            if frame[2] is not None:
+                return frame[2]
+        return ""
+
+    def _flush(self) -> None:
+        text = clean_line("".join(self._parts))
+        self._parts = []
+        if text:
+            indent = self._indent()
+            lead = indent if self._lead is None else self._lead
+            self.blocks.append(TextBlock(text, lead, indent))
+            self._lead = None
 
 
 def clean_line(text: str) -> str:
@@ -64,16 +149,62 @@ def clean_line(text: str) -> str:
     return " ".join(_CONTROL.sub("", text or "").split())
 
 
-def html_to_text(fragment: str) -> str:
-    """Return the readable text of an HTML fragment on one line.
+def html_to_blocks(fragment: str) -> list[TextBlock]:
+    """Return the readable text of an HTML fragment as blocks for the plain-text part.
 
-    Tags are dropped (the content of script, style, iframe and similar is dropped with them),
-    entities are decoded once, and whitespace is collapsed. Never raises for bad markup.
+    Paragraphs and other block elements, and each line after a ``<br>``, become blocks of
+    their own; list items get "- " (``<ul>``) or "1. ", "2. "... (``<ol>``), nested lists two
+    more columns of indent (at most :data:`_MAX_INDENT`). Tags are dropped (the content of
+    script, style, iframe and similar with them), entities decoded once, whitespace
+    collapsed; empty blocks are left out. Never raises for bad markup.
     """
-    extractor = _TextExtractor()
+    extractor = _BlockExtractor()
     extractor.feed(fragment or "")
     extractor.close()
-    return clean_line("".join(extractor.parts))
+    return extractor.blocks
+
+
+def html_to_text(fragment: str) -> str:
+    """Return the readable text of an HTML fragment on one line (list markers left out).
+
+    The blocks of :func:`html_to_blocks` joined by one space: what the HTML part shows.
+    """
+    return " ".join(block.text for block in html_to_blocks(fragment))
+
+
+def cut_blocks(blocks: Sequence[TextBlock], columns: int) -> list[TextBlock]:
+    """Cut ``blocks`` where :func:`cut` cuts their one-line text (:func:`html_to_text`).
+
+    Args:
+        blocks: from :func:`html_to_blocks`.
+        columns: display columns allowed for their text, one column counted between blocks
+            (markers and indents are not counted).
+
+    Returns:
+        The blocks that fit, the last one cut and ending with "…" when anything was left
+        out; joined by spaces their texts equal ``cut(html_to_text(...), columns)``, so the
+        text part shows the same words as the HTML part.
+    """
+    line = " ".join(block.text for block in blocks)
+    short = cut(line, columns)
+    if short == line:
+        return list(blocks)
+    kept_text = short[: -len(ELLIPSIS)]  # a prefix of ``line``: cut() only drops the end
+    kept: list[TextBlock] = []
+    start = 0
+    for block in blocks:
+        end = start + len(block.text)
+        if end <= len(kept_text):
+            kept.append(block)
+            start = end + 1  # the space between two blocks
+            continue
+        rest = kept_text[start:]
+        if rest:
+            kept.append(replace(block, text=rest + ELLIPSIS))
+        elif kept:
+            kept[-1] = replace(kept[-1], text=kept[-1].text + ELLIPSIS)
+        break
+    return kept or [replace(blocks[0], text=ELLIPSIS)]
 
 
 def char_width(char: str) -> int:

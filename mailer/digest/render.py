@@ -19,7 +19,7 @@ import css_inline
 from ..models import Item, Section
 from ..templating import RenderedMail, render_mail
 from .periods import period_label
-from .plaintext import clean_line, cut, html_to_text, wrap
+from .plaintext import TextBlock, clean_line, cut, cut_blocks, html_to_blocks, html_to_text, wrap
 
 UNSUBSCRIBE_URL_MARKER = "@@UNSUBSCRIBE_URL@@"
 RECIPIENT_MARKER = "@@RECIPIENT@@"
@@ -33,6 +33,9 @@ SECTION_TITLES = {Section.NEWS: "News", Section.OPENINGS: "Openings"}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
 _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
+# The footer cell of templates/email/_layout.html (css-inline adds a style attribute and
+# keeps the class); it holds no table of its own, so the first </td> closes it.
+_FOOTER_CELL = re.compile(r'(<td\b[^>]*\bclass="footer"[^>]*>).*?(</td>)', re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -43,16 +46,20 @@ class DigestItem:
     link: str  # absolute http(s) URL, or "" when the stored link was not one
     date: str
     source: str
-    summary: str
+    summary: str  # one line, for the HTML part
     details: str  # openings: "company · location · type" (the parts that are known)
+    # The same words as ``summary`` with the summary's paragraphs and list items kept apart,
+    # for the text part (see plaintext.html_to_blocks).
+    summary_blocks: tuple[TextBlock, ...]
 
     def title_lines(self) -> list[str]:
         """The title wrapped for the text part."""
         return wrap(self.title, TEXT_WIDTH)
 
     def summary_lines(self) -> list[str]:
-        """The summary wrapped for the text part."""
-        return wrap(self.summary, TEXT_WIDTH)
+        """The summary wrapped for the text part: one line or more per paragraph, list item
+        ("- ", "1. ") or line after a <br>."""
+        return [line for block in self.summary_blocks for line in block.lines(TEXT_WIDTH)]
 
     def details_lines(self) -> list[str]:
         """The opening's details wrapped for the text part."""
@@ -85,6 +92,7 @@ def item_view(item: Item, tz: ZoneInfo) -> DigestItem:
         source=cut(_source_name(item), 60),
         summary=cut(html_to_text(item.summary_html), SUMMARY_COLUMNS),
         details=" · ".join(clean_line(part) for part in details if part and part.strip()),
+        summary_blocks=tuple(cut_blocks(html_to_blocks(item.summary_html), SUMMARY_COLUMNS)),
     )
 
 
@@ -165,13 +173,33 @@ def inline_css(html: str) -> str:
 
 
 def fill_web_version(text: str, base_url: str) -> str:
-    """Replace the per-recipient markers for the public web version (the archive page).
+    """Replace the per-recipient markers with neutral values (the admin's preview of a mail).
 
     The unsubscribe link leads to the site's front page ``{base_url}/`` (no one's token is
-    public) and the recipient is "you".
+    public) and the recipient is "you". The archive page drops the footer that holds them
+    first (:func:`replace_footer`) and calls this only so that no marker can ever show.
     """
     base_url = base_url.rstrip("/")
     return text.replace(UNSUBSCRIBE_URL_MARKER, f"{base_url}/").replace(RECIPIENT_MARKER, "you")
+
+
+def replace_footer(html: str, footer_html: str) -> str:
+    """Put ``footer_html`` in place of what the footer cell of a stored issue's HTML holds.
+
+    The mail's footer speaks to one subscriber ("You receive this because ... subscribed",
+    the unsubscribe link, the postal address); the public archive is read by anyone, so it
+    shows ``footer_html`` (an invitation to subscribe) there instead. Works on issues stored
+    by any version of the layout that has the ``<td class="footer">`` cell.
+
+    Args:
+        html: ``Issue.html`` as stored (markers not filled yet, or filled).
+        footer_html: trusted HTML, e.g. rendered from templates/digest/_subscribe.html.
+
+    Returns:
+        ``html`` with the footer cell's content replaced (the cell and its inline style
+        kept); ``html`` unchanged when it has no footer cell.
+    """
+    return _FOOTER_CELL.sub(lambda match: match[1] + footer_html + match[2], html, count=1)
 
 
 def web_parts(html: str) -> tuple[str, str]:

@@ -2,8 +2,11 @@
 
 The issue page is the web version ("view in browser"): the stored, CSS-inlined HTML of the
 issue placed inside our site layout (templates/base.html), with the per-recipient markers
-replaced by :func:`render.fill_web_version`. The stored HTML is our own template's output, in
-which every feed text was escaped once at render time, so it is safe to embed as it is.
+replaced by :func:`render.fill_web_version`. The mail's footer, which speaks to one
+subscriber and holds the unsubscribe link, is replaced by an invitation to subscribe
+(templates/digest/_subscribe.html; see :func:`render.replace_footer`). The stored HTML is
+our own template's output, in which every feed text was escaped once at render time, so it
+is safe to embed as it is.
 Drafts, paused and cancelled issues are not public: they answer 404 like unknown numbers.
 """
 
@@ -14,7 +17,7 @@ from markupsafe import Markup
 
 from ..extensions import db
 from .archive import public_issue, public_issues
-from .render import fill_web_version, format_date, web_parts
+from .render import fill_web_version, format_date, replace_footer, web_parts
 
 bp = Blueprint("digest", __name__)
 
@@ -36,7 +39,8 @@ def issue_page(number: int):
     issue = public_issue(db.session, number)
     if issue is None:
         abort(404)
-    styles, body = web_parts(fill_web_version(issue.html, current_app.config["MAILER_BASE_URL"]))
+    html = replace_footer(issue.html, render_template("digest/_subscribe.html"))
+    styles, body = web_parts(fill_web_version(html, current_app.config["MAILER_BASE_URL"]))
     return render_template(
         "digest/issue.html", issue=issue, styles=Markup(styles), body=Markup(body)
     )
