@@ -7,10 +7,25 @@ mapping of overrides on top of :class:`TestConfig`).
 
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("MAILER_INSTANCE_DIR", BASE_DIR / "instance"))
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+# Flask's docs make keys with secrets.token_hex() (64 characters); 32 URL-safe characters
+# still carry 192 bits, out of reach of guessing the key from a signed cookie or link.
+MIN_SECRET_KEY_LENGTH = 32
+MAKE_SECRET_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+DATABASE_URL_FORMS = (
+    "sqlite:////absolute/path/mailer.sqlite3 or postgresql+psycopg://USER:PASSWORD@HOST:5432/NAME"
+)
+
+
+class ConfigError(ValueError):
+    """A setting the service cannot run with; the message names the setting and the fix."""
 
 
 def env_str(name: str, default: str) -> str:
@@ -23,22 +38,22 @@ def _in_range(name: str, value: float, minimum: float | None, maximum: float | N
     # A zero or negative interval, timeout or pool size makes a loop spin or a socket
     # non-blocking far from here; refuse it where the variable is read, naming it.
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be at most {maximum}, got {value}")
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
 
 
 def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``name`` as an int within [minimum, maximum].
 
     Raises:
-        ValueError: the value is not a whole number or is out of range; the message names it.
+        ConfigError: the value is not a whole number or is out of range; the message names it.
     """
     raw = env_str(name, str(default))
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
     _in_range(name, value, minimum, maximum)
     return value
 
@@ -49,25 +64,103 @@ def env_float(
     """Return ``name`` as a float within [minimum, maximum].
 
     Raises:
-        ValueError: the value is not a number or is out of range; the message names it.
+        ConfigError: the value is not a number or is out of range; the message names it.
     """
     raw = env_str(name, str(default))
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
     _in_range(name, value, minimum, maximum)
     return value
 
 
 def env_bool(name: str, default: bool) -> bool:
-    """Return ``name`` as a bool: 1/true/yes/on are true, 0/false/no/off are false."""
+    """Return ``name`` as a bool: 1/true/yes/on are true, 0/false/no/off are false.
+
+    Raises:
+        ConfigError: any other value; the message names the variable.
+    """
     raw = env_str(name, "1" if default else "0").strip().lower()
     if raw in {"1", "true", "yes", "on"}:
         return True
     if raw in {"0", "false", "no", "off"}:
         return False
-    raise ValueError(f"{name} must be one of 1/0/true/false/yes/no/on/off, got {raw!r}")
+    raise ConfigError(f"{name} must be one of 1/0/true/false/yes/no/on/off, got {raw!r}")
+
+
+def check_timezone(name: str) -> str:
+    """Return ``name`` (MAILER_TIMEZONE) when it is a time zone of the IANA database.
+
+    Raises:
+        ConfigError: zoneinfo knows no such zone (e.g. "Mars/Olympus", "JST+9", "").
+    """
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # ValueError: not a valid key ("", "../x", "/etc/localtime"); OSError: a zone file
+        # that cannot be read.
+        raise ConfigError(
+            f"MAILER_TIMEZONE: unknown time zone {name!r} (use an IANA name such as Asia/Tokyo)"
+        ) from None
+    return name
+
+
+def database_url(value: str) -> str:
+    """Return the DATABASE_URL ``value`` in the form the engine is made from.
+
+    ``postgres://`` and ``postgresql://`` (the form hosting providers hand out) become
+    ``postgresql+psycopg://``: psycopg 3 is the driver installed, while SQLAlchemy would pick
+    psycopg2 for ``postgresql://`` and has no dialect named ``postgres``.
+
+    Raises:
+        ConfigError: ``value`` is not a URL, or names a database other than SQLite and
+            PostgreSQL (the two the service is built and tested on); the message shows no
+            password.
+    """
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(
+            f"DATABASE_URL: {_without_password(value)!r} is not a database URL "
+            f"(use {DATABASE_URL_FORMS})"
+        ) from None
+    if url.drivername in {"postgres", "postgresql"}:
+        return "postgresql+psycopg://" + value.split("://", 1)[1]
+    if url.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise ConfigError(
+            f"DATABASE_URL: unsupported database {url.get_backend_name()!r} in "
+            f"{url.render_as_string(hide_password=True)!r} (use {DATABASE_URL_FORMS})"
+        )
+    return value
+
+
+def _without_password(value: str) -> str:
+    # A URL SQLAlchemy cannot parse may still hold a password: show nothing before its "@".
+    if "@" not in value:
+        return value
+    scheme, separator, _rest = value.partition("://")
+    return f"{scheme}{separator}***@{value.rsplit('@', 1)[1]}"
+
+
+def check_secret_key(key: str) -> None:
+    """Refuse a production SECRET_KEY: the development default, or under 32 characters.
+
+    Raises:
+        ConfigError: the key is the default or shorter than :data:`MIN_SECRET_KEY_LENGTH`;
+            the message says how to make a good one.
+    """
+    if key == DEFAULT_SECRET_KEY:
+        raise ConfigError(
+            "SECRET_KEY is the insecure development default. Set the SECRET_KEY environment "
+            f"variable to a long random string ({MAKE_SECRET_KEY}), or set FLASK_DEBUG=1 for "
+            "local development."
+        )
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"SECRET_KEY has {len(key)} characters; production needs at least "
+            f"{MIN_SECRET_KEY_LENGTH}. Make one with: {MAKE_SECRET_KEY}"
+        )
 
 
 class Config:

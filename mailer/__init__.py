@@ -5,9 +5,20 @@ from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import NoSuchModuleError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import BASE_DIR, DEFAULT_SECRET_KEY, Config, TestConfig
+from config import (
+    BASE_DIR,
+    DATABASE_URL_FORMS,
+    Config,
+    ConfigError,
+    TestConfig,
+    check_secret_key,
+    check_timezone,
+    database_url,
+)
 
 from . import models  # noqa: F401 - registers the tables on db.metadata
 from .errors import register_error_pages
@@ -25,7 +36,11 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
         The configured app. Nothing is started: no scheduler, no sender, no network.
 
     Raises:
-        RuntimeError: in production (not DEBUG, not TESTING) when SECRET_KEY is the default.
+        config.ConfigError: a setting the service cannot run with, the message naming it: an
+            environment variable that does not parse, an unknown MAILER_TIMEZONE, a
+            DATABASE_URL that is not a SQLite or PostgreSQL URL or whose driver is missing,
+            or in production (not DEBUG, not TESTING) a SECRET_KEY that is the development
+            default or shorter than 32 characters. Nothing is connected to at this point.
     """
     app = Flask(
         __name__,
@@ -34,7 +49,7 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
         instance_path=str(Path((app_config := _config_object(config)).MAILER_INSTANCE_DIR)),
     )
     app.config.from_object(app_config)
-    _refuse_default_secret(app)
+    _check_settings(app)
     _init_extensions(app)
     _register_blueprints(app)
     register_error_pages(app)
@@ -55,22 +70,26 @@ def _config_object(config: type | Mapping | object | None) -> object:
     return config
 
 
-def _refuse_default_secret(app: Flask) -> None:
-    if app.debug or app.testing:
-        return
-    if app.config["SECRET_KEY"] == DEFAULT_SECRET_KEY:
-        raise RuntimeError(
-            "SECRET_KEY is the insecure development default. Set the SECRET_KEY environment "
-            "variable to a long random string (python -c 'import secrets; "
-            "print(secrets.token_urlsafe(48))'), or set FLASK_DEBUG=1 for local development."
-        )
+def _check_settings(app: Flask) -> None:
+    # Here rather than in Config, so that a config class or a mapping of overrides is checked
+    # too; a bad value stops the start with one line instead of failing a request or a job.
+    if not (app.debug or app.testing):
+        check_secret_key(app.config["SECRET_KEY"])
+    check_timezone(app.config["MAILER_TIMEZONE"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
 
 
 def _init_extensions(app: Flask) -> None:
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///:memory:"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    db.init_app(app)
+    try:
+        db.init_app(app)  # creates the engine, which imports the URL's driver
+    except (NoSuchModuleError, ImportError) as exc:
+        driver = make_url(uri).drivername
+        raise ConfigError(
+            f"DATABASE_URL: cannot load the driver {driver!r} ({exc}); use {DATABASE_URL_FORMS}"
+        ) from exc
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)

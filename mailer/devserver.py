@@ -24,7 +24,7 @@ from pathlib import Path
 
 import flask_migrate
 
-from config import BASE_DIR
+from config import BASE_DIR, ConfigError
 
 from . import create_app
 from .content.demo import load_demo_feed
@@ -193,7 +193,11 @@ def main() -> int:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per connection
     os.environ.setdefault("FLASK_DEBUG", "1")
     os.environ.setdefault("MAILER_DEMO_FEED", "1")
-    app = create_app()
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 1
     settings = DevSettings(
         web_port=app.config["MAILER_DEV_PORT"],
         smtp_port=app.config["MAILER_DEV_SMTP_PORT"],

@@ -17,9 +17,9 @@ def test_production_refuses_default_secret_key(monkeypatch, tmp_path):
     monkeypatch.delenv("FLASK_DEBUG", raising=False)
     monkeypatch.setenv("MAILER_INSTANCE_DIR", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.sqlite3")
-    from config import Config
+    from config import Config, ConfigError
 
-    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+    with pytest.raises(ConfigError, match="SECRET_KEY is the insecure development default"):
         create_app(Config)
 
 

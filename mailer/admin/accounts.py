@@ -40,8 +40,16 @@ def normalize_admin_email(address: str) -> str:
 
 
 def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AdminAccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    # Spaces at either end do not count towards the length: twelve spaces, or "abc" padded
+    # with them, would pass the length rule yet be trivial to guess (and the sign-in form
+    # refuses a password that is all spaces, so such an admin could not even sign in).
+    if not password.strip():
+        raise AdminAccountError("the password must not be empty or only spaces")
+    if len(password.strip()) < MIN_PASSWORD_LENGTH:
+        raise AdminAccountError(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters "
+            "(not counting spaces at either end)"
+        )
 
 
 def find_admin(session: Session, email: str) -> AdminUser | None:
@@ -55,10 +63,12 @@ def create_admin(session: Session, email: str, password: str) -> AdminUser:
 
     Args:
         email: the sign-in address; stored lower-cased.
-        password: at least :data:`MIN_PASSWORD_LENGTH` characters.
+        password: at least :data:`MIN_PASSWORD_LENGTH` characters besides whitespace at
+            either end; stored (hashed) as given.
 
     Raises:
-        AdminAccountError: invalid address, short password, or the address has an account.
+        AdminAccountError: invalid address, short or all-whitespace password, or the address
+            has an account.
     """
     address = normalize_admin_email(email)
     _check_password(password)
@@ -74,7 +84,7 @@ def set_password(session: Session, email: str, password: str) -> AdminUser:
     """Give the existing admin ``email`` a new password (not committed).
 
     Raises:
-        AdminAccountError: no such admin, or the password is too short.
+        AdminAccountError: no such admin, or the password is too short or all whitespace.
     """
     _check_password(password)
     admin = find_admin(session, email)
