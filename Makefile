@@ -26,9 +26,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## make migration: rewrite the initial migration from mailer/models.py (needs PostgreSQL)
+## make migration MESSAGE="what changed": the next migration from mailer/models.py (needs PostgreSQL)
 migration: $(STAMP)
-	PYTHON=$(BIN)/python scripts/regen_migration.sh
+	PYTHON=$(BIN)/python scripts/new_migration.sh "$(MESSAGE)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

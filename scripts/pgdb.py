@@ -1,6 +1,6 @@
 """Create or drop a scratch PostgreSQL database: ``python scripts/pgdb.py create|drop|ping NAME``.
 
-Used by scripts/regen_migration.sh. The server comes from MAILER_TEST_PG_URL (a URL of any
+Used by scripts/new_migration.sh. The server comes from MAILER_TEST_PG_URL (a URL of any
 existing database on it, default the local ``test`` database); exits 1 when it is unreachable.
 """
 

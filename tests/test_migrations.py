@@ -93,3 +93,51 @@ def test_downgrade_to_base_removes_every_table(migrated_app):
         flask_migrate.downgrade(revision="base")
         with db.engine.connect() as connection:
             assert set(inspect(connection).get_table_names()) == {"alembic_version"}
+
+
+@pytest.fixture
+def first_release_app(empty_database_url, tmp_path):
+    """An app whose database is at revision 0001 (the first release's schema)."""
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": empty_database_url, "MAILER_INSTANCE_DIR": str(tmp_path)}
+    )
+    with app.app_context():
+        flask_migrate.upgrade(revision="0001")
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+QUEUED_MAIL = text(
+    "INSERT INTO transactional_mail (kind, recipient, body, status, attempts, created_at) "
+    "VALUES ('confirm', 'kept@example.com', :body, 'queued', 0, '2026-11-01 09:00:00')"
+)
+
+
+def test_upgrade_from_the_first_release_keeps_queued_mail(first_release_app):
+    with first_release_app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(QUEUED_MAIL, {"body": b"Subject: hi\r\n\r\nbody\r\n"})
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            assert _differences(connection) == []
+            rows = connection.execute(text("SELECT recipient, body FROM transactional_mail"))
+            assert [(r, bytes(b)) for r, b in rows] == [
+                ("kept@example.com", b"Subject: hi\r\n\r\nbody\r\n")
+            ]
+        # A mail without a body (built later by the worker) is allowed from 0002 on.
+        with db.engine.begin() as connection:
+            connection.execute(QUEUED_MAIL, {"body": None})
+
+
+def test_downgrade_to_the_first_release_drops_only_unbuilt_mail(migrated_app):
+    with migrated_app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(QUEUED_MAIL, {"body": b"built"})
+            connection.execute(QUEUED_MAIL, {"body": None})
+        flask_migrate.downgrade(revision="0001")
+        with db.engine.connect() as connection:
+            bodies = connection.execute(text("SELECT body FROM transactional_mail")).scalars()
+            assert [bytes(b) for b in bodies] == [b"built"]
+            assert "signup_request" not in inspect(connection).get_table_names()

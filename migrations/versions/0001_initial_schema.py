@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 14:18:00.586831
+Create Date: 2026-11-29 13:46:45.126432
 
 """
 
@@ -71,16 +71,6 @@ def upgrade():
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_event")),
-    )
-    op.create_table(
-        "signup_request",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("email", sa.String(length=320), nullable=False),
-        sa.Column("ip_address", sa.String(length=64), nullable=True),
-        sa.Column("user_agent", sa.String(length=512), nullable=True),
-        sa.Column("source", sa.String(length=512), nullable=True),
-        sa.Column("requested_at", sa.DateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_signup_request")),
     )
     op.create_table(
         "subscriber",
@@ -220,7 +210,7 @@ def upgrade():
             "subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
         sa.Column("recipient", sa.String(length=320), nullable=False),
-        sa.Column("body", sa.LargeBinary(), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(), nullable=True),
@@ -274,7 +264,6 @@ def downgrade():
         batch_op.drop_index("ix_subscriber_status_id")
 
     op.drop_table("subscriber")
-    op.drop_table("signup_request")
     op.drop_table("job_event")
     op.drop_table("issue")
     op.drop_table("feed")
