@@ -187,3 +187,41 @@ def test_the_thanks_page_is_rendered_once_but_still_shows_flashed_messages(clien
     assert "Signed out." not in client.post(
         "/subscribe", data={"email": "four@example.com"}
     ).get_data(as_text=True)
+
+
+def test_a_leaver_who_signs_up_again_at_once_gets_a_new_link_at_once(client, session):
+    clock.freeze(T0)
+    client.post("/subscribe", data={"email": "oops@example.com"})
+    (first,) = confirmation_mails(session)
+    old_link = path_of(confirm_url_in(parse(first.body)))
+    assert client.post(old_link).status_code == 200
+    sub = subscriber(session, "oops@example.com")
+    assert service.unsubscribe_subscriber(session, sub, source="test")
+    # A minute later, well inside the 10 minutes between two mails to one address: the
+    # first link died with the old subscription, so the new one must not wait.
+    clock.freeze(T0 + timedelta(minutes=1))
+    client.post("/subscribe", data={"email": "oops@example.com"})
+    (result,) = run_signup_job(session)
+    assert (result.status, result.mailed) == ("pending", True)
+    mails = confirmation_mails(session)
+    assert len(mails) == 2
+    new_link = path_of(confirm_url_in(parse(mails[-1].body)))
+    assert new_link != old_link
+    assert client.post(new_link).status_code == 200
+    assert subscriber(session, "oops@example.com").status == "confirmed"
+    # A plain repeat of a pending signup still waits its 10 minutes (no second mail).
+    client.post("/subscribe", data={"email": "again@example.com"})
+    client.post("/subscribe", data={"email": "again@example.com"})
+    assert [r.mailed for r in run_signup_job(session)] == [True, False]
+
+
+def test_leaving_and_coming_back_still_meets_the_daily_cap(client, session):
+    clock.freeze(T0)
+    mailed = []
+    for round_ in range(7):
+        clock.freeze(T0 + timedelta(minutes=round_))
+        client.post("/subscribe", data={"email": "yoyo@example.com"})
+        mailed += [r.mailed for r in run_signup_job(session)]
+        sub = subscriber(session, "yoyo@example.com")
+        assert service.unsubscribe_subscriber(session, sub, source="test")
+    assert mailed == [True] * 5 + [False] * 2

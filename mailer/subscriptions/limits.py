@@ -27,11 +27,22 @@ CONFIRM_KIND = "confirm"
 MAX_HOURS_AHEAD = 24 * 14
 
 
-def take_confirmation_slot(session: Session, subscriber_id: int, now: datetime) -> bool:
+def take_confirmation_slot(
+    session: Session,
+    subscriber_id: int,
+    now: datetime,
+    interval: timedelta = CONFIRMATION_INTERVAL,
+) -> bool:
     """Claim the right to send one confirmation mail to the subscriber now.
 
+    Args:
+        interval: the least time since the last confirmation mail; ``CONFIRMATION_INTERVAL``
+            (10 minutes) against repeated requests. A new subscription version (someone who
+            left and signs up again) passes ``timedelta(0)``: the earlier mail's link no
+            longer works, so the new mail is no repeat, and the daily cap still holds.
+
     Returns True (and records the send time and the day's count on the row) when the last
-    confirmation is older than 10 minutes and fewer than 5 went out today (UTC); False
+    confirmation is older than ``interval`` and fewer than 5 went out today (UTC); False
     otherwise. Does not commit: the claim holds only if the caller's transaction commits.
     """
     today = now.date().isoformat()
@@ -41,7 +52,7 @@ def take_confirmation_slot(session: Session, subscriber_id: int, now: datetime) 
             Subscriber.id == subscriber_id,
             or_(
                 Subscriber.confirmation_sent_at.is_(None),
-                Subscriber.confirmation_sent_at <= now - CONFIRMATION_INTERVAL,
+                Subscriber.confirmation_sent_at <= now - interval,
             ),
             or_(
                 Subscriber.confirmation_day.is_(None),

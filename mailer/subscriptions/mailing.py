@@ -9,7 +9,7 @@ a failed send is retried by the delivery engine like any other mail.
 """
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session
 from ..delivery.mime import build_transactional
 from ..models import DeliveryStatus, Subscriber, TransactionalMail
 from ..templating import render_mail
-from .limits import CONFIRM_KIND, schedule_confirmation, take_confirmation_slot
+from .limits import (
+    CONFIRM_KIND,
+    CONFIRMATION_INTERVAL,
+    schedule_confirmation,
+    take_confirmation_slot,
+)
 from .records import PENDING
 from .tokens import confirm_url, make_confirm_token
 
@@ -30,18 +35,26 @@ NOT_PENDING = "not sent: the subscriber was no longer waiting for a confirmation
 
 
 def queue_confirmation(
-    session: Session, subscriber_id: int, config: Mapping, now: datetime
+    session: Session,
+    subscriber_id: int,
+    config: Mapping,
+    now: datetime,
+    *,
+    new_version: bool = False,
 ) -> int | None:
     """Queue a confirmation mail for a pending subscriber, within the limits; no commit.
 
     Passes the per-address gate first (one mail per 10 minutes, 5 a day; see
     :mod:`.limits`), then queues the mail as :func:`queue_unbuilt_confirmation` does.
+    ``new_version``: the subscription was renewed just now (a leaver signing up again), so
+    only the daily cap applies: the last mail's link stopped working with the old version.
 
     Returns:
         The id of the queued TransactionalMail, or None when the per-address limit held it
         back.
     """
-    if not take_confirmation_slot(session, subscriber_id, now):
+    interval = timedelta(0) if new_version else CONFIRMATION_INTERVAL
+    if not take_confirmation_slot(session, subscriber_id, now, interval):
         return None
     email = session.execute(select(Subscriber.email).where(Subscriber.id == subscriber_id)).one()[0]
     return queue_unbuilt_confirmation(session.connection(), subscriber_id, email, config, now)

@@ -261,11 +261,14 @@ def _request_once(
         session.add(subscriber)
         session.flush()  # IntegrityError here when a concurrent change inserted it first
         _record(session, subscriber, "signup_requested", requested_at, visitor)
-    elif change_status(session, subscriber, "request", now):
-        _record(session, subscriber, "resubscribe_requested", requested_at, visitor)
+        renewed = False
+    else:
+        renewed = change_status(session, subscriber, "request", now)
+        if renewed:
+            _record(session, subscriber, "resubscribe_requested", requested_at, visitor)
     if subscriber.status != PENDING:
         return SignupResult(email=email, status=subscriber.status, mailed=False)
-    mail = queue_confirmation(session, subscriber.id, config, now)
+    mail = queue_confirmation(session, subscriber.id, config, now, new_version=renewed)
     return SignupResult(email=email, status=PENDING, mailed=mail is not None)
 
 
