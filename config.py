@@ -5,10 +5,16 @@ The README's "Configuration" table lists each variable; keep the two in step.
 mapping of overrides on top of :class:`TestConfig`).
 """
 
+import ipaddress
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse_many
+from limits.storage import SCHEMES as LIMITS_STORAGE_SCHEMES
+from limits.storage import Storage as LimitsStorage
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -22,6 +28,8 @@ MAKE_SECRET_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 DATABASE_URL_FORMS = (
     "sqlite:////absolute/path/mailer.sqlite3 or postgresql+psycopg://USER:PASSWORD@HOST:5432/NAME"
 )
+# Hosts a plain-http MAILER_BASE_URL may name in production: links to them reach no one else.
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 
 
 class ConfigError(ValueError):
@@ -122,7 +130,7 @@ def database_url(value: str) -> str:
         url = make_url(value)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
-            f"DATABASE_URL: {_without_password(value)!r} is not a database URL "
+            f"DATABASE_URL: {without_password(value)!r} is not a database URL "
             f"(use {DATABASE_URL_FORMS})"
         ) from None
     if url.drivername in {"postgres", "postgresql"}:
@@ -135,8 +143,9 @@ def database_url(value: str) -> str:
     return value
 
 
-def _without_password(value: str) -> str:
-    # A URL SQLAlchemy cannot parse may still hold a password: show nothing before its "@".
+def without_password(value: str) -> str:
+    """Return URL ``value`` for an error message: its user info, if any, shown as ``***``."""
+    # A URL that cannot be parsed may still hold a password: show nothing before its "@".
     if "@" not in value:
         return value
     scheme, separator, _rest = value.partition("://")
@@ -161,6 +170,105 @@ def check_secret_key(key: str) -> None:
             f"SECRET_KEY has {len(key)} characters; production needs at least "
             f"{MIN_SECRET_KEY_LENGTH}. Make one with: {MAKE_SECRET_KEY}"
         )
+
+
+def check_rate_limits(config: Mapping) -> None:
+    """Refuse a rate-limit setting (``MAILER_*_RATE_LIMIT``) that Flask-Limiter cannot read.
+
+    Flask-Limiter logs a limit string it cannot parse and then applies no limit at all, so a
+    typo in MAILER_LOGIN_RATE_LIMIT would switch off the brute-force protection. The string
+    is read here with ``limits.parse_many``, the parser Flask-Limiter itself uses: one or more
+    ``AMOUNT/UNIT`` or ``AMOUNT per UNIT`` items joined by ``;``, ``,`` or ``|``.
+
+    Args:
+        config: the app config; every ``MAILER_..._RATE_LIMIT`` key in it is checked.
+
+    Raises:
+        ConfigError: a value does not parse; the message names the setting.
+    """
+    for name in sorted(config):
+        if name.startswith("MAILER_") and name.endswith("_RATE_LIMIT"):
+            value = config[name]
+            try:
+                parse_many(value)
+            except (ValueError, TypeError):
+                raise ConfigError(
+                    f"{name}: {value!r} is not a rate limit (use AMOUNT/UNIT, several joined "
+                    "by ';', e.g. '10/minute;100/day')"
+                ) from None
+
+
+def check_ratelimit_storage(uri: str) -> str:
+    """Return RATELIMIT_STORAGE_URI ``uri`` when its scheme names a storage of ``limits``.
+
+    The schemes are those of the registry ``limits.storage.storage_from_string`` looks them
+    up in (memory, redis, rediss, redis+sentinel, redis+cluster, memcached, mongodb, ...),
+    without the ``async+`` ones, which Flask-Limiter cannot use. Nothing is connected to.
+
+    Raises:
+        ConfigError: an unknown scheme; the message shows no password and lists the known ones.
+    """
+    scheme = urlsplit(uri).scheme
+    known = sorted(
+        name for name, kind in LIMITS_STORAGE_SCHEMES.items() if issubclass(kind, LimitsStorage)
+    )
+    if scheme not in known:
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI: unknown storage scheme {scheme!r} in "
+            f"{without_password(uri)!r} (use memory:// or redis://HOST:6379/0; known schemes: "
+            f"{', '.join(known)})"
+        )
+    return uri
+
+
+def check_base_url(url: str, production: bool) -> str:
+    """Return MAILER_BASE_URL ``url`` when mail links can be made from it.
+
+    Every link in a mail is this URL plus a path, so it must be an absolute http(s) URL with
+    a host, and no query, fragment, space or angle bracket. In production (``production``:
+    neither DEBUG nor TESTING) it must be https unless its host is a loopback one: one-click
+    unsubscribe needs an https URL (RFC 8058 §3.1), the admin's session cookie is marked
+    Secure only for https, and confirm/unsubscribe tokens would cross the network in clear.
+    A loopback host (localhost, 127.0.0.0/8, ::1; the default, http://127.0.0.1:5000) stays
+    allowed, so that a production-mode trial on one machine still starts.
+
+    Raises:
+        ConfigError: naming MAILER_BASE_URL and the form to use.
+    """
+    example = "https://newsletter.example.com"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(ch.isspace() or ch in '<>"' or not ch.isprintable() for ch in url)
+    ):
+        raise ConfigError(
+            f"MAILER_BASE_URL must be an absolute http(s) URL such as {example} (no query or "
+            f"fragment), got {url!r}"
+        )
+    if production and parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"MAILER_BASE_URL must be https in production, got {url!r}: one-click unsubscribe "
+            "(RFC 8058) and secure admin sessions need it; plain http is accepted only for a "
+            "loopback host (localhost, 127.0.0.1, ::1)"
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return False
 
 
 class Config:
@@ -256,6 +364,10 @@ class Config:
         self.MAILER_PENDING_PURGE_DAYS = env_int("MAILER_PENDING_PURGE_DAYS", 30, minimum=1)
         self.MAILER_PROXY_HOPS = env_int("MAILER_PROXY_HOPS", 0, minimum=0)
         self.RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI", "memory://")
+        # When that storage (Redis) cannot be reached, each process counts in its own memory
+        # until it answers again (Flask-Limiter checks now and then), so signups and sign-ins
+        # go on, still limited, instead of failing with a 500.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.RATELIMIT_HEADERS_ENABLED = True
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.SESSION_COOKIE_HTTPONLY = True

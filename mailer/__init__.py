@@ -1,13 +1,15 @@
 """The newsletter service: ``create_app`` assembles it and reads like a table of contents."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from flask import Flask
+from limits.errors import ConfigurationError as LimitsConfigurationError
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import NoSuchModuleError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from config import (
     BASE_DIR,
@@ -15,14 +17,25 @@ from config import (
     Config,
     ConfigError,
     TestConfig,
+    check_base_url,
+    check_rate_limits,
+    check_ratelimit_storage,
     check_secret_key,
     check_timezone,
     database_url,
+    without_password,
 )
 
 from . import models  # noqa: F401 - registers the tables on db.metadata
 from .errors import register_error_pages
 from .extensions import csrf, db, limiter, login_manager, migrate
+
+# The largest values of the columns that URL numbers are looked up in: ids are BIGINT (SQLite's
+# INTEGER is 64-bit too), Issue.number is INTEGER (32-bit on PostgreSQL). A larger number
+# cannot name a row, and the database drivers refuse it (OverflowError on SQLite, "integer out
+# of range" on PostgreSQL) instead of finding nothing.
+MAX_DATABASE_ID = 2**63 - 1
+MAX_ISSUE_NUMBER = 2**31 - 1
 
 
 def create_app(config: type | Mapping | object | None = None) -> Flask:
@@ -39,8 +52,13 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
         config.ConfigError: a setting the service cannot run with, the message naming it: an
             environment variable that does not parse, an unknown MAILER_TIMEZONE, a
             DATABASE_URL that is not a SQLite or PostgreSQL URL or whose driver is missing,
-            or in production (not DEBUG, not TESTING) a SECRET_KEY that is the development
-            default or shorter than 32 characters. Nothing is connected to at this point.
+            a rate limit Flask-Limiter cannot read, a RATELIMIT_STORAGE_URI of no known
+            storage, an unknown MAILER_SMTP_SECURITY, a MAILER_DIGEST_DAY/_TIME the schedule
+            cannot use, a MAILER_FROM that is not one address, a MAILER_BASE_URL that is not
+            an absolute http(s) URL, or in production (not DEBUG, not TESTING) a SECRET_KEY
+            that is the development default or shorter than 32 characters, or a plain-http
+            MAILER_BASE_URL of a host other than a loopback one. Nothing is connected to at
+            this point.
     """
     app = Flask(
         __name__,
@@ -51,6 +69,7 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
     app.config.from_object(app_config)
     _check_settings(app)
     _init_extensions(app)
+    _register_url_converters(app)
     _register_blueprints(app)
     register_error_pages(app)
     _register_commands(app)
@@ -73,10 +92,31 @@ def _config_object(config: type | Mapping | object | None) -> object:
 def _check_settings(app: Flask) -> None:
     # Here rather than in Config, so that a config class or a mapping of overrides is checked
     # too; a bad value stops the start with one line instead of failing a request or a job.
-    if not (app.debug or app.testing):
-        check_secret_key(app.config["SECRET_KEY"])
-    check_timezone(app.config["MAILER_TIMEZONE"])
-    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    from .delivery.mime_headers import sender
+    from .delivery.relay import RelaySettings
+    from .scheduler import weekly_trigger
+
+    config = app.config
+    production = not (app.debug or app.testing)
+    if production:
+        check_secret_key(config["SECRET_KEY"])
+    check_timezone(config["MAILER_TIMEZONE"])
+    config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
+    check_base_url(config["MAILER_BASE_URL"], production=production)
+    check_rate_limits(config)
+    check_ratelimit_storage(config["RATELIMIT_STORAGE_URI"])
+    # The parsers the mail and the schedule use, run once now rather than first in the
+    # worker (which would log the same traceback every few seconds); each names its setting.
+    _refuse_value_error(sender, config)  # MAILER_FROM
+    _refuse_value_error(RelaySettings.from_config, config)  # MAILER_SMTP_SECURITY
+    _refuse_value_error(weekly_trigger, config)  # MAILER_DIGEST_DAY, MAILER_DIGEST_TIME
+
+
+def _refuse_value_error(parse: Callable[[Mapping], object], config: Mapping) -> None:
+    try:
+        parse(config)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _init_extensions(app: Flask) -> None:
@@ -95,11 +135,32 @@ def _init_extensions(app: Flask) -> None:
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     csrf.init_app(app)
-    limiter.init_app(app)
+    # Registered before the limiter on purpose: Flask runs after_request functions in the
+    # reverse order of registration, so this one sees the headers the limiter adds.
+    app.after_request(_retry_after_only_when_meaningful)
+    try:
+        limiter.init_app(app)  # builds the rate-limit storage's client; connects to nothing
+    except (LimitsConfigurationError, ValueError) as exc:
+        # A known scheme whose library is missing (memcached, mongodb), or a malformed URI.
+        shown = without_password(app.config["RATELIMIT_STORAGE_URI"])
+        raise ConfigError(f"RATELIMIT_STORAGE_URI: {shown!r}: {exc}") from None
     login_manager.init_app(app)
     if app.config.get("MAILER_PROXY_HOPS", 0) > 0:
         hops = app.config["MAILER_PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+# The answers Retry-After is sent with: 429 (RFC 6585 §4) and 503 (RFC 9110 §10.2.3). On a
+# 3xx it asks the browser to wait before following the redirect; on a 2xx it means nothing.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+def _retry_after_only_when_meaningful(response):
+    # Flask-Limiter (RATELIMIT_HEADERS_ENABLED) puts Retry-After on every answer of a limited
+    # route, a 200 included; its X-RateLimit-* counters stay, Retry-After goes elsewhere.
+    if response.status_code not in RETRY_AFTER_STATUSES:
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -111,6 +172,36 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """``<int:...>`` in every route: a number within ``limit`` (the BIGINT range of ids).
+
+    A number outside it cannot name a row; it does not match the route, so it answers 404
+    like any unknown id, before the view runs. ``<int(max=N):...>`` (Werkzeug's arguments)
+    may narrow the range, never widen it.
+    """
+
+    limit = MAX_DATABASE_ID
+
+    def __init__(self, url_map, fixed_digits=0, min=None, max=None, signed=False) -> None:
+        # The argument names are Werkzeug's: rules pass them by name, <int(max=9):n>.
+        lowest, highest = -self.limit - 1, self.limit
+        min = lowest if min is None or min < lowest else min
+        max = highest if max is None or max > highest else max
+        super().__init__(url_map, fixed_digits, min, max, signed)
+
+
+class IssueNumberConverter(DatabaseIntConverter):
+    """``<issue_number:...>``: an issue number, within ``MAX_ISSUE_NUMBER`` (INTEGER)."""
+
+    limit = MAX_ISSUE_NUMBER
+
+
+def _register_url_converters(app: Flask) -> None:
+    # Before the blueprints: a rule looks its converters up when it is added to the map.
+    app.url_map.converters["int"] = DatabaseIntConverter
+    app.url_map.converters["issue_number"] = IssueNumberConverter
 
 
 def _register_blueprints(app: Flask) -> None:

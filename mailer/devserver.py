@@ -7,8 +7,9 @@ the bundled demo feed on first start, then run
 - the web app (``flask run``, DEBUG on) on 127.0.0.1:MAILER_DEV_PORT (5000),
 - the worker (``flask worker``: schedule and sender loop), sending to the mail catcher.
 
-Ctrl-C (SIGINT) or SIGTERM stops all three; if the web app or the worker dies, the rest stop
-too. Each child runs in its own process group and gets the signal from here, so a reloader's
+Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed) stops all three; if the web app or
+the worker dies, the rest stop too. Each child runs in its own session and process group and
+gets the signal from here (the terminal's signals reach this process alone), so a reloader's
 own child process is stopped with it.
 """
 
@@ -34,6 +35,10 @@ from .extensions import db
 log = logging.getLogger("mailer.devserver")
 HOST = "127.0.0.1"
 STOP_TIMEOUT = 15.0  # seconds a child gets for each of SIGINT and SIGTERM
+# The signals that stop the dev server and its children. SIGHUP too: closing the terminal
+# would otherwise end this process alone and leave the children (in sessions of their own)
+# running, the web app still holding its port.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ def stop_children(children: dict[str, subprocess.Popen]) -> None:
 
 
 class _StopFlag:
-    """Set by SIGINT/SIGTERM. A plain attribute, not a threading.Event: the handler runs in
+    """Set by the ``STOP_SIGNALS``. A plain attribute, not a threading.Event: the handler runs in
     the main thread, which may be holding the Event's lock at that moment (a deadlock)."""
 
     def __init__(self) -> None:
@@ -164,7 +169,7 @@ def _supervise(children: dict[str, subprocess.Popen], stop: _StopFlag) -> int:
 def run(settings: DevSettings, env: dict[str, str]) -> int:
     """Start the catcher, the web app and the worker; return the exit code once stopped."""
     stop = _StopFlag()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, stop.set)
     with MailCatcher(settings.mailbox, HOST, settings.smtp_port):
         children = _start_children(settings, env)

@@ -8,9 +8,10 @@ period and deliveries are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``.
 Jobs (fixed ids, ``coalesce=True``, ``max_instances=1``, a misfire grace of MAILER_MISFIRE_GRACE
 seconds instead of APScheduler's default of one second):
 
-- ``weekly-digest``: build the period's issue, queue it and send it (MAILER_DIGEST_DAY at
-  MAILER_DIGEST_TIME in MAILER_TIMEZONE; the day is given to APScheduler as a name: APScheduler
-  3 reads crontab day numbers with Monday as 0, one off from crontab's Sunday 0).
+- ``weekly-digest``: send the newest waiting draft, or build the period's issue, queue it
+  and send it (MAILER_DIGEST_DAY at MAILER_DIGEST_TIME in MAILER_TIMEZONE; the day is given to
+  APScheduler as a name: APScheduler 3 reads crontab day numbers with Monday as 0, one off
+  from crontab's Sunday 0). See :func:`weekly_digest_job`.
 - ``feed-refresh``: refresh every feed (every MAILER_FEED_REFRESH_MINUTES, first at start).
 - ``sender-loop``: drain due deliveries and transactional mails (every MAILER_SENDER_INTERVAL s).
 - ``signups``: turn stored signup requests into subscribers, then build and send the
@@ -19,12 +20,18 @@ seconds instead of APScheduler's default of one second):
 - ``purge-pending``: delete signups never confirmed after MAILER_PENDING_PURGE_DAYS (daily).
 
 A worker that was down at send time catches up at start (:func:`check_last_week`).
+
+Periods: the run scheduled at time T sends the issue of T's ISO week (``period_for(T)``). An
+issue built by hand between two runs belongs to the run that will send it, so its period is
+that of the next scheduled time (:func:`build_period`): built on a Wednesday of W49 with a
+Monday schedule, it is W50's issue, and the Monday run of W50 finds and sends it.
 """
 
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -36,8 +43,8 @@ from sqlalchemy.orm import Session
 from . import clock
 from .content.feeds import refresh_all
 from .delivery.engine import send_pending, send_transactional, start_issue
-from .digest.build import build_issue
-from .digest.periods import period_for
+from .digest.build import build_issue, find_issue, waiting_drafts
+from .digest.periods import parse_period, period_for
 from .extensions import db
 from .models import AdminUser, Feed, Issue, IssueStatus, JobEvent, Subscriber
 from .subscriptions.service import purge_stale_pending
@@ -110,6 +117,68 @@ def last_weekly_time(config: Mapping, now: datetime) -> datetime:
         fire = following
 
 
+def next_weekly_time(config: Mapping, now: datetime) -> datetime:
+    """Return the first scheduled weekly digest time at or after ``now`` (aware).
+
+    Raises:
+        ValueError: a schedule setting is malformed; the message names it.
+    """
+    return weekly_trigger(config).get_next_fire_time(None, now)
+
+
+def run_time_of(config: Mapping, now: datetime, period: str) -> datetime:
+    """Return the first weekly run at or after ``now`` whose period is ``period`` or later.
+
+    That run is the one that sends a draft of ``period`` (:func:`weekly_digest_job`): the
+    next run for a draft of its period or an earlier one, and for a draft built for a later
+    week (``digest build --period``) the first run in that week.
+
+    Raises:
+        ValueError: a schedule setting or ``period`` is malformed; the message names it.
+    """
+    following = next_weekly_time(config, now)
+    if period <= period_for(following, config["MAILER_TIMEZONE"]):
+        return following
+    year, week = parse_period(period)
+    monday = date.fromisocalendar(year, week, 1)
+    week_start = datetime.combine(monday, time(), tzinfo=ZoneInfo(config["MAILER_TIMEZONE"]))
+    return weekly_trigger(config).get_next_fire_time(None, week_start)
+
+
+def build_period(session: Session, config: Mapping, now: datetime) -> str:
+    """Return the period ("YYYY-Www") of an issue built at ``now``, by hand or for a preview.
+
+    It is the period of the first weekly run from ``now`` on whose week is not done yet
+    (:func:`week_done`). The run at time T starts the issue of ``period_for(T)``, so an
+    issue built before T must carry T's period for that run to find it: with a Monday 08:00
+    schedule this is the current ISO week until Monday 08:00 and next week's from then on.
+    A week whose issue an operator already sent ahead of its run is skipped, so that a build
+    never returns an issue that is already out.
+
+    Raises:
+        ValueError: a schedule setting is malformed; the message names it.
+    """
+    trigger = weekly_trigger(config)
+    fire = trigger.get_next_fire_time(None, now)
+    period = period_for(fire, config["MAILER_TIMEZONE"])
+    while week_done(session, period):  # ends: only weeks with a started issue are done
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        period = period_for(fire, config["MAILER_TIMEZONE"])
+    return period
+
+
+def week_done(session: Session, period: str) -> bool:
+    """Return whether the weekly run of ``period`` has nothing left to start.
+
+    True once the period's issue left "draft" (sending, paused, sent or cancelled) or the
+    run sent a draft of an earlier period (a ``JobEvent(kind="sent_draft")`` of the period).
+    """
+    issue = find_issue(session, period)
+    if issue is not None and issue.status != IssueStatus.DRAFT:
+        return True
+    return _has_event(session, "sent_draft", period)
+
+
 def build_scheduler(app: Flask) -> BlockingScheduler:
     """Return a BlockingScheduler (not started) with the five jobs bound to ``app``.
 
@@ -154,8 +223,9 @@ class CatchUp:
 def check_last_week(session: Session, config: Mapping, now: datetime) -> CatchUp:
     """Decide whether the last scheduled weekly digest still has to be sent, at start-up.
 
-    The last scheduled time's period counts as handled once its issue left "draft", or when
-    the weekly job ran and found no new items (a ``JobEvent(kind="empty_week")``). Otherwise
+    The last scheduled time's period counts as handled once its issue left "draft", when
+    its run sent a draft built earlier (a ``JobEvent(kind="sent_draft")``), or when the
+    weekly job ran and found no new items (a ``JobEvent(kind="empty_week")``). Otherwise
     it is sent now if ``now`` is within MAILER_MISFIRE_GRACE seconds of the scheduled time;
     later than that it is a missed week: logged, and recorded once per period as a
     ``JobEvent(kind="missed_week")`` for the dashboard (added to ``session``, not committed).
@@ -164,10 +234,9 @@ def check_last_week(session: Session, config: Mapping, now: datetime) -> CatchUp
     """
     scheduled = last_weekly_time(config, now)
     period = period_for(scheduled, config["MAILER_TIMEZONE"])
-    issue = session.scalar(select(Issue).where(Issue.period == period))
-    if issue is not None and issue.status != IssueStatus.DRAFT:
+    if week_done(session, period):
         return CatchUp("none", period, scheduled)
-    if issue is None and _has_event(session, "empty_week", period):
+    if find_issue(session, period) is None and _has_event(session, "empty_week", period):
         return CatchUp("none", period, scheduled)
     if now - scheduled <= timedelta(seconds=int(config["MAILER_MISFIRE_GRACE"])):
         log.info("weekly digest of %s (due %s) was not sent: sending it now", period, scheduled)
@@ -204,11 +273,22 @@ def late_by(delay: timedelta) -> str:
 
 
 def _record_missed_week(session: Session, period: str, scheduled: datetime, now: datetime):
+    draft = draft_to_send(session, up_to=period)
+    if draft is not None:
+        # Building the period would find no items: the waiting draft holds them.
+        advice = (
+            f"Draft #{draft.number} ({draft.period}) still waits: send it with "
+            f"`flask --app wsgi digest send {draft.number}`, or the next weekly run sends it."
+        )
+    else:
+        advice = (
+            f"Send it by hand with `flask --app wsgi digest build --period {period}` and "
+            f"`flask --app wsgi digest send`, or let next week's issue carry its items."
+        )
     message = (
         f"{period}: the weekly digest due {scheduled.isoformat()} was not sent because no "
         f"worker ran then, and {late_by(now - scheduled)} late is past MAILER_MISFIRE_GRACE. "
-        f"Send it by hand with `flask --app wsgi digest build --period {period}` and "
-        f"`flask --app wsgi digest send`, or let next week's issue carry its items."
+        f"{advice}"
     )
     log.warning("missed week: %s", message)
     if not _has_event(session, "missed_week", period):
@@ -236,29 +316,133 @@ def catch_up(app: Flask, scheduler: BlockingScheduler) -> CatchUp:
 
 
 def weekly_digest_job(app: Flask) -> None:
-    """Build the last scheduled period's issue (idempotent), queue it and send it.
+    """Start the issue of the last scheduled weekly run and send it; idempotent per week.
 
-    An issue that already left "draft" is not started again (an operator may have paused
-    or cancelled it); the sender loop goes on with one that is sending.
+    The run of scheduled time T (period P, T's ISO week) starts one issue, the first of:
+
+    1. the draft :func:`draft_to_send` picks for P: the newest one, built by hand since the
+       last send ("Build now" on the admin's next-issue page, ``digest build``), which the
+       page promised the worker sends at T. It goes out as it was built, previewed and
+       test-sent; items that came in after the build are in no issue yet, so the next issue
+       carries them. A draft of an earlier period (an explicit ``--period``, one built
+       before periods followed the schedule, one whose run was missed) is recorded as a
+       ``sent_draft`` JobEvent of P;
+    2. P's issue, built now from the new items; none: an ``empty_week`` JobEvent of P.
+
+    Other drafts of P or earlier stay drafts: subscribers get one digest a week, never a
+    burst of stale ones. They are logged and named in an ``older_drafts`` JobEvent of P
+    (dashboard) for an operator to send or cancel. The week is done once P's issue left
+    "draft" or a ``sent_draft`` event of P exists, so a second run (re-fired job, restart,
+    second worker) starts nothing new. An issue of P that left "draft" is not started again
+    (an operator may have paused or cancelled it); the sender loop goes on with one that is
+    sending.
     """
     with app.app_context():
         scheduled = last_weekly_time(app.config, clock.now())
         period = period_for(scheduled, app.config["MAILER_TIMEZONE"])
-        issue = build_issue(db.session, period=period)
-        if issue is None:
-            log.info("weekly digest: no new items for %s, so no issue", period)
-            if not _has_event(db.session, "empty_week", period):
-                message = f"{period}: no new items at the weekly run, so no issue was built."
-                db.session.add(JobEvent(kind="empty_week", message=message))
-                db.session.commit()
+        chosen = _issue_to_start(db.session, period)
+        if chosen is None:
+            db.session.commit()  # the JobEvents recorded on the way
             return
-        if issue.status != IssueStatus.DRAFT:
-            log.info("weekly digest: issue %s of %s is %s", issue.number, period, issue.status)
-            return
-        issue, queued = start_issue(db.session, issue.number)
+        # JobEvents recorded on the way are committed with the start, or not at all.
+        issue, queued = start_issue(db.session, chosen.number)
         number = issue.number
-        log.info("weekly digest: issue %s of %s queued for %d subscribers", number, period, queued)
+        log.info(
+            "weekly digest: issue %s (%s) queued for %d subscribers at the run of %s",
+            number,
+            issue.period,
+            queued,
+            period,
+        )
     _log_summary(send_pending(app, issue_number=number), _logged_leases(app))
+
+
+def draft_to_send(session: Session, up_to: str | None = None) -> Issue | None:
+    """Return the newest draft built since the last send, or None.
+
+    Args:
+        session: a SQLAlchemy session.
+        up_to: a run's period ("YYYY-Www"): drafts built for a later week wait for it.
+            None: any period.
+
+    Returns:
+        The newest draft (highest number) of ``up_to`` or an earlier period, when it is
+        numbered above every issue whose send has started; else None. A draft below such an
+        issue was passed over (a later issue went out first, by hand or by an earlier run):
+        it is stale, and only an operator sends or cancels it, so that old drafts never go
+        out one a week in place of new issues.
+    """
+    drafts = waiting_drafts(session, up_to=up_to)
+    started = select(func.max(Issue.number)).where(Issue.send_started_at.is_not(None))
+    last_started = session.scalar(started) or 0
+    if drafts and drafts[0].number > last_started:
+        return drafts[0]
+    return None
+
+
+def issue_for_run(session: Session, period: str) -> Issue | None:
+    """Return the built draft that the weekly run of ``period`` starts, or None.
+
+    The newest draft built since the last send (:func:`draft_to_send`) of ``period`` or
+    earlier, else the period's own issue while it is a draft. None: the run builds the
+    period's issue from the new items (or finds none). Whether the week is already done
+    (:func:`week_done`) is for the caller to ask first.
+    """
+    chosen = draft_to_send(session, up_to=period)
+    if chosen is not None:
+        return chosen
+    own = find_issue(session, period)
+    return own if own is not None and own.status == IssueStatus.DRAFT else None
+
+
+def _issue_to_start(session: Session, period: str) -> Issue | None:
+    # The issue the run of ``period`` starts (rule in weekly_digest_job), or None when the
+    # week is done or empty. JobEvents are added to the session, not committed.
+    if week_done(session, period):
+        log.info("weekly digest: the run of %s was done already", period)
+        return None
+    chosen = issue_for_run(session, period)
+    if chosen is not None and chosen.period != period:
+        _record_sent_draft(session, period, chosen)
+    if chosen is None:
+        chosen = build_issue(session, period=period)
+        if chosen is None:
+            log.info("weekly digest: no new items for %s, so no issue", period)
+            if not _has_event(session, "empty_week", period):
+                message = f"{period}: no new items at the weekly run, so no issue was built."
+                session.add(JobEvent(kind="empty_week", message=message))
+            return None
+        if chosen.status != IssueStatus.DRAFT:  # another worker built and started it
+            log.info("weekly digest: issue %s of %s is %s", chosen.number, period, chosen.status)
+            return None
+    others = [d for d in waiting_drafts(session, up_to=period) if d.id != chosen.id]
+    _record_older_drafts(session, period, chosen, others)
+    return chosen
+
+
+def _record_sent_draft(session: Session, period: str, draft: Issue) -> None:
+    message = (
+        f"{period}: the weekly run sends draft #{draft.number} ({draft.period}, built "
+        f"{draft.created_at:%Y-%m-%d %H:%M} UTC) as it was built, instead of building an "
+        f"issue of {period}; items that came in after it was built go out with the next issue."
+    )
+    log.info("weekly digest: %s", message)
+    session.add(JobEvent(kind="sent_draft", message=message))
+
+
+def _record_older_drafts(session: Session, period: str, chosen: Issue, older: list) -> None:
+    if not older:
+        return
+    names = ", ".join(f"#{draft.number} ({draft.period})" for draft in older)
+    message = (
+        f"{period}: draft issue(s) {names} were not sent: the weekly run sends one issue, "
+        f"#{chosen.number}, and never an older draft. Send one with `flask --app wsgi digest "
+        f"send NUMBER`, or cancel it on its page in the admin (its items then go out in no "
+        f"issue)."
+    )
+    log.warning("weekly digest: %s", message)
+    if not _has_event(session, "older_drafts", period):
+        session.add(JobEvent(kind="older_drafts", message=message))
 
 
 def feed_refresh_job(app: Flask) -> None:

@@ -186,6 +186,7 @@ def test_progress_rate_and_eta(app, session):
     states.change_issue_status(session, issue, "start")
     session.commit()
     now = clock.now()
+    issue.send_started_at = now - timedelta(minutes=30)
     deliveries = session.scalars(select(Delivery).order_by(Delivery.id)).all()
     for delivery in deliveries[:20]:  # 20 sent in the last five minutes
         delivery.status = DeliveryStatus.SENT
@@ -195,4 +196,56 @@ def test_progress_rate_and_eta(app, session):
     assert progress.remaining == 10
     assert progress.percent == 67
     assert progress.per_minute == 2.0  # 20 over the ten-minute window
+    assert not progress.rate_since_start
     assert progress.eta == timedelta(minutes=5)
+
+
+def test_progress_rate_is_measured_from_the_first_minute_of_the_send(app, session):
+    issue = built_issue(session)
+    add_subscribers(session, 30)
+    from mailer.delivery import queue, states
+
+    queue.enqueue_issue(session, issue)
+    states.change_issue_status(session, issue, "start")
+    started = issue.send_started_at
+    deliveries = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    for delivery in deliveries[:12]:
+        delivery.status = DeliveryStatus.SENT
+        delivery.sent_at = started + timedelta(seconds=20)
+    session.commit()
+
+    early = queries.issue_progress(session, issue, started + timedelta(seconds=59))
+    assert (early.per_minute, early.eta) == (None, None)
+    assert early.remaining == 18  # the counts are there from the start
+
+    # Three minutes in: 12 over the three minutes of the send, not over ten.
+    later = queries.issue_progress(session, issue, started + timedelta(minutes=3))
+    assert (later.per_minute, later.rate_since_start) == (4.0, True)
+    assert later.eta == timedelta(minutes=4.5)
+
+    states.change_issue_status(session, issue, "pause")
+    session.commit()
+    paused = queries.issue_progress(session, issue, started + timedelta(minutes=3))
+    assert (paused.per_minute, paused.eta) == (None, None)  # nothing is sending
+
+
+def test_sending_to_one_subscriber_reads_right_and_shows_no_rate_yet(
+    app, admin_client, session, smtp_server
+):
+    issue = built_issue(session)
+    add_subscribers(session, 1)
+    url = f"/admin/issues/{issue.number}"
+    page = post(admin_client, f"{url}/send", follow_redirects=True).get_data(as_text=True)
+    assert f"Issue #{issue.number} is sending to 1 subscriber." in page
+    assert "Rate — (measured after the first minute)" in page
+    assert "per minute" not in page
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
+    clock.freeze(session.get(Issue, issue.id).send_started_at + timedelta(minutes=2))
+    page = admin_client.get(url).get_data(as_text=True)
+    assert "Rate 0.0 per minute since the send started" in page  # measured: none went out
+    clock.freeze(None)
+
+    assert send_pending(app, issue_number=issue.number).sent == 1
+    page = admin_client.get(url).get_data(as_text=True)
+    assert "1 / 1 sent" in page
+    assert "Rate —" in page and "per minute" not in page  # sent: no send to measure

@@ -1,5 +1,7 @@
 """The next-issue page: preview, text, headers, preflight; build now; test copies; send now."""
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -65,6 +67,21 @@ def test_next_issue_page_previews_what_a_build_would_contain(admin_client, sessi
     assert "script-src" not in csp and "default-src 'none'" in csp
     assert "frame-ancestors 'self'" in csp
     assert preview.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_preview_parts_carry_the_test_unsubscribe_link_of_the_headers(admin_client, session):
+    test_link = "https://news.example.com/unsubscribe/test"  # what a test copy carries
+    add_items(session)
+    for built in (False, True):
+        if built:
+            assert post(admin_client, "/admin/next/build").status_code == 302
+        page = admin_client.get("/admin/next").get_data(as_text=True)
+        assert f"<code>&lt;{test_link}&gt;" in page  # the List-Unsubscribe header shown
+        text = re.search(r'<pre class="text-part">(.*?)</pre>', page, re.S).group(1)
+        assert f"Unsubscribe:\n{test_link}\n" in text, text
+        html = admin_client.get("/admin/next/preview.html").get_data(as_text=True)
+        assert f'href="{test_link}"' in html
+        assert 'href="https://news.example.com/"' not in html
 
 
 def test_build_now_builds_the_issue_once(admin_client, session):

@@ -182,6 +182,206 @@ def test_production_accepts_a_32_character_key_and_debug_a_short_one(production_
     assert create_app(Config).config["SECRET_KEY"] == "short"
 
 
+# --- rate limits and their storage ------------------------------------------------------------
+
+LIMIT_USAGE = "(use AMOUNT/UNIT, several joined by ';', e.g. '10/minute;100/day')"
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MAILER_SIGNUP_RATE_LIMIT",
+        "MAILER_TOKEN_RATE_LIMIT",
+        "MAILER_LOGIN_RATE_LIMIT",
+        "MAILER_TEST_SEND_RATE_LIMIT",
+    ],
+)
+def test_a_rate_limit_flask_limiter_cannot_read_is_refused(production_env, name):
+    # Flask-Limiter would log it and apply no limit at all: no brute-force protection.
+    production_env.setenv(name, "garbage")
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == f"{name}: 'garbage' is not a rate limit {LIMIT_USAGE}"
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize("value", ["5/minute;", "5/minute;50/fortnight", "five/minute", ""])
+def test_a_rate_limit_with_one_bad_part_is_refused_from_overrides_too(value, tmp_path):
+    with pytest.raises(ConfigError, match=r"^MAILER_LOGIN_RATE_LIMIT: .* is not a rate limit"):
+        create_app({"MAILER_LOGIN_RATE_LIMIT": value, "MAILER_INSTANCE_DIR": str(tmp_path)})
+
+
+@pytest.mark.nodb
+def test_rate_limits_in_every_form_flask_limiter_reads_are_kept(production_env):
+    production_env.setenv("MAILER_SIGNUP_RATE_LIMIT", "10 per minute, 100/day|1000/month")
+    app = create_app(Config)
+    assert app.config["MAILER_SIGNUP_RATE_LIMIT"] == "10 per minute, 100/day|1000/month"
+
+
+@pytest.mark.nodb
+def test_an_unknown_rate_limit_storage_scheme_is_refused_in_one_line(production_env):
+    production_env.setenv("RATELIMIT_STORAGE_URI", "bogus://x")
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == (
+        "RATELIMIT_STORAGE_URI: unknown storage scheme 'bogus' in 'bogus://x' (use memory:// "
+        "or redis://HOST:6379/0; known schemes: memcached, memory, mongodb, mongodb+srv, redis, "
+        "redis+cluster, redis+sentinel, redis+unix, rediss, valkey, valkey+cluster, "
+        "valkey+sentinel, valkey+unix, valkeys)"
+    )
+
+
+@pytest.mark.nodb
+def test_a_rate_limit_storage_without_its_library_is_refused_naming_the_setting(production_env):
+    import importlib.util
+
+    assert importlib.util.find_spec("pymemcache") is None, "this test needs pymemcache absent"
+    production_env.setenv("RATELIMIT_STORAGE_URI", "memcached://127.0.0.1:11211")
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value).startswith(
+        "RATELIMIT_STORAGE_URI: 'memcached://127.0.0.1:11211': 'pymemcache' prerequisite not "
+        "available."
+    )
+
+
+@pytest.mark.nodb
+def test_a_malformed_redis_uri_is_refused_without_its_password(production_env):
+    production_env.setenv("RATELIMIT_STORAGE_URI", "redis://:s3cret@127.0.0.1:port/0")
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == (
+        "RATELIMIT_STORAGE_URI: 'redis://***@127.0.0.1:port/0': Port could not be cast to "
+        "integer value as 'port'"
+    )
+
+
+# --- SMTP, schedule and sender: refused at start, not by the worker every few seconds ----------
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "MAILER_SMTP_SECURITY",
+            "tls",
+            "MAILER_SMTP_SECURITY must be one of none, starttls, ssl, got 'tls'",
+        ),
+        (
+            "MAILER_DIGEST_DAY",
+            "1",
+            "MAILER_DIGEST_DAY must be a weekday name such as monday, got '1'",
+        ),
+        (
+            "MAILER_DIGEST_TIME",
+            "25:00",
+            "MAILER_DIGEST_TIME must be HH:MM (24-hour clock), got '25:00'",
+        ),
+        (
+            "MAILER_FROM",
+            "garbage",
+            "MAILER_FROM must be one ASCII address like 'Name <newsletter@example.com>', "
+            "got 'garbage'",
+        ),
+        (
+            "MAILER_FROM",
+            "news@example.com, boss@example.com",
+            "MAILER_FROM must be one ASCII address like 'Name <newsletter@example.com>', "
+            "got 'news@example.com, boss@example.com'",
+        ),
+        (
+            "MAILER_FROM",
+            "Japan Weekly <news@example.com> and friends",
+            "MAILER_FROM must be one ASCII address like 'Name <newsletter@example.com>', "
+            "got 'Japan Weekly <news@example.com> and friends'",
+        ),
+    ],
+)
+def test_settings_of_the_mail_and_the_schedule_are_checked_at_start(
+    production_env, name, value, message
+):
+    production_env.setenv(name, value)
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == message
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(
+    "value",
+    ['"Japan Weekly" <news@example.com>', "news@example.com", '"Smith, J." <j@example.com>'],
+)
+def test_one_address_with_or_without_a_display_name_is_a_good_mailer_from(production_env, value):
+    production_env.setenv("MAILER_FROM", value)
+    assert create_app(Config).config["MAILER_FROM"] == value
+
+
+# --- MAILER_BASE_URL ---------------------------------------------------------------------------
+
+BASE_URL_USAGE = (
+    "MAILER_BASE_URL must be an absolute http(s) URL such as https://newsletter.example.com "
+    "(no query or fragment), got"
+)
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(
+    "url",
+    [
+        "notaurl",
+        "news.example.com",
+        "ftp://news.example.com",
+        "https://",
+        "https:///path",
+        "https://news.example.com/?from=mail",
+        "https://news.example.com/#top",
+        "https://news.example.com:99999",
+        "https://news example.com",
+    ],
+)
+def test_a_base_url_links_cannot_be_made_from_is_refused_even_in_tests(url, tmp_path):
+    with pytest.raises(ConfigError) as excinfo:
+        create_app({"MAILER_BASE_URL": url, "MAILER_INSTANCE_DIR": str(tmp_path)})
+    assert str(excinfo.value) == f"{BASE_URL_USAGE} {url!r}"
+
+
+@pytest.mark.nodb
+def test_production_refuses_a_plain_http_base_url_of_a_real_host(production_env):
+    production_env.setenv("MAILER_BASE_URL", "http://news.example.com")
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == (
+        "MAILER_BASE_URL must be https in production, got 'http://news.example.com': one-click "
+        "unsubscribe (RFC 8058) and secure admin sessions need it; plain http is accepted only "
+        "for a loopback host (localhost, 127.0.0.1, ::1)"
+    )
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://news.example.com",
+        "https://news.example.com/letters",
+        "http://127.0.0.1:5000",
+        "http://localhost:8000",
+        "http://[::1]:5000",
+    ],
+)
+def test_production_accepts_https_and_plain_http_on_loopback(production_env, url):
+    production_env.setenv("MAILER_BASE_URL", url)
+    assert create_app(Config).config["MAILER_BASE_URL"] == url
+
+
+@pytest.mark.nodb
+def test_debug_accepts_a_plain_http_base_url_of_any_host(production_env):
+    production_env.setenv("FLASK_DEBUG", "1")
+    production_env.setenv("MAILER_BASE_URL", "http://dev.local:8000")
+    assert create_app(Config).config["MAILER_BASE_URL"] == "http://dev.local:8000"
+
+
 # --- the one line an operator sees from `flask --app wsgi ...` ---------------------------------
 
 
@@ -205,12 +405,41 @@ def test_production_accepts_a_32_character_key_and_debug_a_short_one(production_
             "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
         ),
         ({"MAILER_SMTP_PORT": "abc"}, "MAILER_SMTP_PORT must be a whole number, got 'abc'"),
+        (
+            {"MAILER_LOGIN_RATE_LIMIT": "garbage"},
+            f"MAILER_LOGIN_RATE_LIMIT: 'garbage' is not a rate limit {LIMIT_USAGE}",
+        ),
+        (
+            {"MAILER_SMTP_SECURITY": "tls"},
+            "MAILER_SMTP_SECURITY must be one of none, starttls, ssl, got 'tls'",
+        ),
+        (
+            {"MAILER_DIGEST_DAY": "1"},
+            "MAILER_DIGEST_DAY must be a weekday name such as monday, got '1'",
+        ),
+        ({"MAILER_BASE_URL": "notaurl"}, f"{BASE_URL_USAGE} 'notaurl'"),
+        (
+            {"RATELIMIT_STORAGE_URI": "bogus://x"},
+            "RATELIMIT_STORAGE_URI: unknown storage scheme 'bogus' in 'bogus://x' (use "
+            "memory:// or redis://HOST:6379/0; known schemes: memcached, memory, mongodb, "
+            "mongodb+srv, redis, redis+cluster, redis+sentinel, redis+unix, rediss, valkey, "
+            "valkey+cluster, valkey+sentinel, valkey+unix, valkeys)",
+        ),
     ],
 )
 def test_flask_commands_print_one_line_for_a_bad_setting(tmp_path, settings, line):
     result = _flask(tmp_path, "db", "upgrade", **settings)
     assert result.returncode == 4, result.stderr
     assert result.stderr == f"Error: {line}\n"
+
+
+@pytest.mark.e2e
+@pytest.mark.nodb
+@pytest.mark.parametrize("command", [["worker"], ["subscribers", "list"], ["send-pending"]])
+def test_a_bad_schedule_stops_every_command_not_only_the_worker(tmp_path, command):
+    result = _flask(tmp_path, *command, MAILER_DIGEST_TIME="25:00")
+    assert result.returncode == 4, result.stderr
+    assert result.stderr == "Error: MAILER_DIGEST_TIME must be HH:MM (24-hour clock), got '25:00'\n"
 
 
 @pytest.mark.e2e

@@ -15,6 +15,7 @@ import pytest
 from mailer.models import ConsentEvent
 from tests.conftest import ROOT, missing
 from tests.support.signup import confirm_path, run_signup_job, subscriber
+from tests.test_admin_support import add_admin, sign_in
 
 REDIS_URL = "redis://127.0.0.1:6379"
 
@@ -45,6 +46,26 @@ def test_per_ip_limit_answers_429_with_a_readable_page(client, session):
     # Another client address has its own budget.
     other = _signup(client, 5, environ_base={"REMOTE_ADDR": "198.51.100.7"})
     assert other.status_code == 200
+
+
+def test_retry_after_is_sent_with_429_only(app, client, session):
+    # RFC 9110 §10.2.3: Retry-After on a 3xx means "wait before following", on a 200 nothing;
+    # RFC 6585 §4 gives it to 429. The X-RateLimit-* counters may go on every answer.
+    add_admin(app)
+    answers = [
+        _signup(client, 0),
+        client.post("/subscribe", json={"email": "x"}),  # 422, and counted
+        client.get("/subscribe"),  # a redirect to the signup page, not limited
+        sign_in(client),  # a rate-limited route answering with a redirect
+        _signup(client, 1),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 422, 303, 302, 200]
+    for answer in answers:
+        assert "Retry-After" not in answer.headers, (answer.status_code, answer.headers)
+    assert answers[-1].headers["X-RateLimit-Remaining"] == "0"
+    limited = _signup(client, 2)
+    assert limited.status_code == 429
+    assert 0 < int(limited.headers["Retry-After"]) <= 3600
 
 
 def test_token_posts_are_limited_and_their_gets_are_not(client, session):

@@ -70,6 +70,16 @@ def test_signup_page_is_a_real_accessible_page(client):
     assert response.headers.get("Set-Cookie") is None
 
 
+def test_opening_the_subscribe_url_leads_to_the_signup_page(client, session):
+    for response in (client.get("/subscribe"), client.head("/subscribe?from=history")):
+        assert response.status_code == 303
+        assert response.location == "/"
+    followed = client.get("/subscribe", follow_redirects=True)
+    assert followed.status_code == 200 and 'name="email"' in followed.get_data(as_text=True)
+    assert client.put("/subscribe").status_code == 405  # POST alone takes a signup
+    assert snapshot(session) == ((), (0, 0))  # opening it stores nothing
+
+
 def test_invalid_address_shows_the_message_tied_to_the_field(client, session):
     response = signup(client, "Jane <jane@example.com>")
     html = response.get_data(as_text=True)

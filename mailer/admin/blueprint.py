@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
 
+from .. import MAX_DATABASE_ID
 from ..extensions import db, login_manager
 from ..models import AdminUser
 
@@ -36,6 +37,24 @@ def _load_admin(user_id: str) -> AdminUser | None:
         return db.session.get(AdminUser, int(user_id))
     except ValueError:
         return None
+
+
+def id_arg(name: str, limit: int = MAX_DATABASE_ID) -> int | None:
+    """The query argument ``name`` as a page cursor (``?after=``: an id or a number), or None.
+
+    Args:
+        limit: the largest value the column holds: ``mailer.MAX_DATABASE_ID`` for ids
+            (BIGINT), ``mailer.MAX_ISSUE_NUMBER`` for issue numbers (INTEGER).
+
+    None unless it is ASCII digits within ``limit``; a larger number, or digits such as "²"
+    that ``str.isdigit`` accepts, would make the database query fail instead of just
+    showing the first page.
+    """
+    value = request.args.get(name, "")
+    if not (value.isascii() and value.isdigit()):
+        return None
+    number = int(value)
+    return number if number <= limit else None
 
 
 def wants_json() -> bool:

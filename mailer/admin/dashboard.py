@@ -10,8 +10,7 @@ from ..extensions import db
 from . import queries
 from .blueprint import bp
 from .charts import bar_chart
-from .next_issue import next_issue
-from .schedule import describe_next_send
+from .next_issue import next_issue, scheduled_send
 
 GROWTH_WEEKS = 12
 
@@ -81,7 +80,7 @@ def dashboard():
     growth = queries.weekly_confirmations(
         session, now=now, tz=current_app.config["MAILER_TIMEZONE"], weeks=GROWTH_WEEKS
     )
-    next_send, schedule_error = describe_next_send(current_app.config, now)
+    next_send, schedule_error = scheduled_send(issue)  # when that issue goes out
     return render_template(
         "admin/dashboard.html",
         counts=queries.subscriber_counts(session),

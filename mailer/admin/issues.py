@@ -4,17 +4,17 @@ Status changes go through the delivery room's ``states.change_issue_status`` (th
 that knows the allowed transitions); the worker does the sending.
 """
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from .. import clock
+from .. import MAX_ISSUE_NUMBER, clock
 from ..delivery import queue, states
 from ..delivery.errors import InvalidTransition
 from ..digest import preflight
 from ..extensions import db
 from ..models import Issue
 from . import listing, queries
-from .blueprint import bp
+from .blueprint import bp, id_arg
 from .forms import TestSendForm
 from .next_issue import back_to, preview_response
 
@@ -34,26 +34,21 @@ def _not_found(number: int):
     return render_template("admin/not_found.html", what=f"issue #{number}"), 404
 
 
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 @bp.get("/issues")
 def issue_list():
     """All issues, newest first, with their delivery counts."""
-    issues, older = listing.issue_page(db.session, after=_int_arg("after"))
+    issues, older = listing.issue_page(db.session, after=id_arg("after", MAX_ISSUE_NUMBER))
     stats = queries.issue_stats(db.session, issues)
     return render_template("admin/issues.html", issues=issues, stats=stats, older=older)
 
 
-@bp.get("/issues/<int:number>")
+@bp.get("/issues/<issue_number:number>")
 def issue_detail(number: int):
     """One issue: progress (sent / total, rate, ETA), actions, failed deliveries."""
     issue = _get_issue(number)
     if issue is None:
         return _not_found(number)
-    failures, older = listing.failed_deliveries(db.session, issue.id, after=_int_arg("after"))
+    failures, older = listing.failed_deliveries(db.session, issue.id, after=id_arg("after"))
     return render_template(
         "admin/issue.html",
         issue=issue,
@@ -64,7 +59,7 @@ def issue_detail(number: int):
     )
 
 
-@bp.get("/issues/<int:number>/preview.html")
+@bp.get("/issues/<issue_number:number>/preview.html")
 def issue_preview(number: int):
     """The stored HTML of issue ``number`` for the sandboxed preview iframe."""
     issue = _get_issue(number)
@@ -73,7 +68,7 @@ def issue_preview(number: int):
     return preview_response(issue.html)
 
 
-@bp.post("/issues/<int:number>/send")
+@bp.post("/issues/<issue_number:number>/send")
 def send_now(number: int):
     """Queue one delivery per confirmed subscriber and start the send; the worker sends.
 
@@ -94,11 +89,15 @@ def send_now(number: int):
         db.session.rollback()
         flash(f"Issue #{number} cannot be sent now: {exc}", "error")
         return redirect(back_to(issue))
-    flash(f"Issue #{number} is sending to {queued} subscribers.", "info")
+    flash(f"Issue #{number} is sending to {queued} {_subscribers(queued)}.", "info")
     return redirect(url_for("admin.issue_detail", number=number))
 
 
-@bp.post("/issues/<int:number>/<any(pause, resume, cancel, retry_failed):action>")
+def _subscribers(count: int) -> str:
+    return "subscriber" if count == 1 else "subscribers"
+
+
+@bp.post("/issues/<issue_number:number>/<any(pause, resume, cancel, retry_failed):action>")
 def issue_action(number: int, action: str):
     """Pause, resume or cancel the send of issue ``number``, or retry its failed deliveries."""
     issue = _get_issue(number)

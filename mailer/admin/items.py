@@ -10,15 +10,10 @@ from ..content.errors import ItemError
 from ..extensions import db
 from ..models import Item, Section
 from . import listing
-from .blueprint import admin_path, bp
+from .blueprint import admin_path, bp, id_arg
 from .forms import ItemForm
 
 FIELDS = ("section", "title", "link", "summary", "company", "location", "job_type")
-
-
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
 
 
 def _fields(form: ItemForm) -> dict:
@@ -36,7 +31,7 @@ def item_list():
     section = request.args.get("section", "")
     section = section if section in Section.ALL else ""
     page = listing.item_page(
-        db.session, section=section, after=_int_arg("after"), before=_int_arg("before")
+        db.session, section=section, after=id_arg("after"), before=id_arg("before")
     )
     return render_template("admin/items.html", page=page, section=section)
 

@@ -1,24 +1,26 @@
 """The next issue: preview (sandboxed), text part, headers, preflight; build, test copy, send now.
 
-The next issue is the newest built issue still in draft; when there is none, it is what the
-digest room's ``render_preview`` says the next build would contain (not saved).
+The next issue is the draft that the next weekly run sends (``scheduler.issue_for_run``);
+when there is none, it is what the digest room's ``render_preview`` says the next build would
+contain (not saved). Both carry the period of the weekly run that will send them
+(``scheduler.build_period``), so the label shown is the one subscribers get, and a draft
+built here is the one that run sends.
 """
 
+from datetime import datetime
 from email import message_from_bytes, policy
 
 from flask import Response, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from .. import clock
+from .. import clock, scheduler
 from ..delivery import mime
 from ..digest import build, preflight
-from ..digest.render import fill_web_version
 from ..extensions import db, limiter
 from ..models import Issue
 from . import queries
 from .blueprint import bp
 from .forms import TestSendForm
-from .schedule import describe_next_send
 from .testsend import send_test_copies
 
 # The issue HTML is shown with its own, stricter policy: no script, no form, no plugin,
@@ -43,22 +45,66 @@ HEADER_NAMES = (
 )
 
 
+def build_period() -> str:
+    """Return the period ("YYYY-Www") an issue built now belongs to (``scheduler.build_period``).
+
+    With a malformed schedule setting (no worker can start; the pages show the error) it
+    is the current ISO week.
+    """
+    config = current_app.config
+    try:
+        return scheduler.build_period(db.session, config, clock.now())
+    except (ValueError, LookupError):  # LookupError: an unknown time zone name
+        return build.current_period(config)
+
+
 def next_issue() -> tuple[Issue, bool]:
-    """Return (the next issue, whether it is built): the draft, else a transient preview."""
-    draft = queries.draft_issue(db.session)
+    """Return (the next issue, whether it is built).
+
+    The draft the next weekly run starts, else a draft built for a later week, else a
+    transient preview of what a build now would contain, with the period it would get.
+    """
+    session = db.session
+    period = build_period()
+    draft = scheduler.issue_for_run(session, period) or scheduler.draft_to_send(session)
     if draft is not None:
         return draft, True
-    return build.render_preview(db.session), False
+    return build.render_preview(session, period=period), False
 
 
-def web_version(text: str) -> str:
-    """Fill the per-recipient markers of stored issue HTML/text as the archive page does."""
-    return fill_web_version(text, current_app.config["MAILER_BASE_URL"])
+def scheduled_send(issue: Issue) -> tuple[datetime | None, str | None]:
+    """Return (when the weekly run sends ``issue``, None), or (None, the settings error).
+
+    That is the run of ``issue``'s period or, when that week is done or past, the run
+    of the period a build now gets (``scheduler.run_time_of``).
+    """
+    config = current_app.config
+    try:
+        return scheduler.run_time_of(config, clock.now(), max(issue.period, build_period())), None
+    except (ValueError, LookupError) as exc:  # LookupError: an unknown time zone name
+        return None, str(exc)
+
+
+def other_drafts(issue: Issue, built: bool) -> list[Issue]:
+    """Return the drafts besides the shown one: the weekly run does not send them."""
+    drafts = build.waiting_drafts(db.session)
+    return [draft for draft in drafts if not (built and draft.id == issue.id)]
+
+
+def web_version(text: str, *, for_html: bool = False) -> str:
+    """Fill the per-recipient markers of stored issue text (or HTML: ``for_html``) for a preview.
+
+    As in a test copy: the unsubscribe link is the harmless one its headers show
+    (:func:`mime.unsubscribe_url_of_test_copy`), so the preview's parts and headers agree and
+    the link leads to no one's unsubscribe page; the recipient is "you".
+    """
+    url = mime.unsubscribe_url_of_test_copy(current_app.config)
+    return mime.fill_markers(text, url, "you", for_html=for_html)
 
 
 def preview_response(html: str) -> Response:
     """Serve issue HTML for the sandboxed preview iframe, under :data:`PREVIEW_CSP`."""
-    response = Response(web_version(html), mimetype="text/html")
+    response = Response(web_version(html, for_html=True), mimetype="text/html")
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
@@ -76,13 +122,14 @@ def next_issue_page():
     """Show the next issue: preview, text part, headers, preflight findings and the actions."""
     issue, built = next_issue()
     findings = preflight.check_issue(issue, current_app.config)
-    next_send, schedule_error = describe_next_send(current_app.config, clock.now())
+    next_send, schedule_error = scheduled_send(issue)
     return render_template(
         "admin/next_issue.html",
         next_send=next_send,
         schedule_error=schedule_error,
         issue=issue,
         built=built,
+        other_drafts=other_drafts(issue, built),
         text=web_version(issue.text),
         headers=message_headers(issue),
         findings=findings,
@@ -100,9 +147,11 @@ def next_issue_preview():
 
 @bp.post("/next/build")
 def build_now():
-    """Build the next issue now (the digest room's build; idempotent per week)."""
-    issue = build.build_issue(db.session)
-    db.session.commit()
+    """Build the next issue now, for the next weekly run; a built next issue is kept."""
+    issue, built = next_issue()
+    if not built:
+        issue = build.build_issue(db.session, period=build_period())
+        db.session.commit()
     if issue is None:
         flash("Nothing to build: there are no new items for an issue yet.", "error")
     else:
@@ -118,7 +167,7 @@ def _admin_key() -> str:
     return f"admin-test-send:{current_user.get_id()}"
 
 
-@bp.post("/issues/<int:number>/test")
+@bp.post("/issues/<issue_number:number>/test")
 @limiter.limit(_test_send_limit, key_func=_admin_key)
 def send_test(number: int):
     """Send a test copy ("[TEST]" subject) of issue ``number`` to the addresses in the form.
@@ -144,6 +193,6 @@ def send_test(number: int):
 
 def back_to(issue: Issue) -> str:
     """The page an action on ``issue`` returns to: the next-issue page for a draft."""
-    if queries.draft_issue(db.session) is issue:
+    if next_issue() == (issue, True):
         return url_for("admin.next_issue_page")
     return url_for("admin.issue_detail", number=issue.number)

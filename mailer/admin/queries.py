@@ -101,12 +101,6 @@ def recent_issues(session: Session, limit: int = 5) -> list[Issue]:
     return list(session.scalars(select(Issue).order_by(Issue.number.desc()).limit(limit)))
 
 
-def draft_issue(session: Session) -> Issue | None:
-    """Return the newest issue that is built but not yet sending (status draft), or None."""
-    query = select(Issue).where(Issue.status == IssueStatus.DRAFT)
-    return session.scalars(query.order_by(Issue.number.desc()).limit(1)).first()
-
-
 def issue_by_number(session: Session, number: int) -> Issue | None:
     """Return the issue numbered ``number`` as it is in the database now, or None.
 
@@ -173,11 +167,18 @@ def issue_stats(session: Session, issues: list[Issue]) -> dict[int, IssueStats]:
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a send is: counts, the recent rate (messages/minute) and the time left."""
+    """How far a send is: counts, the recent rate and the time left.
+
+    ``per_minute`` is the messages sent per minute over the last ``RATE_WINDOW`` (ten
+    minutes), or since the send started when that is less (``rate_since_start``); None when
+    it is not measured: the issue is not sending, or less than a minute of sending has
+    passed. ``eta`` is None when unknown.
+    """
 
     stats: IssueStats
-    per_minute: float
+    per_minute: float | None
     eta: timedelta | None
+    rate_since_start: bool = False
 
     @property
     def remaining(self) -> int:
@@ -191,22 +192,44 @@ class Progress:
         return round(100 * (total - self.remaining) / total) if total else 0
 
 
+# A rate measured over seconds says little ("0 per minute" right after the first message).
+MIN_RATE_SPAN = timedelta(minutes=1)
+
+
 def issue_progress(session: Session, issue: Issue, now: datetime) -> Progress:
-    """Return the progress of ``issue``; the rate is measured over the last ten minutes."""
+    """Return the progress of ``issue`` at ``now`` (aware).
+
+    The rate counts the messages sent in the last ten minutes (``RATE_WINDOW``), or since the
+    send started when that is less: a ten-minute divisor just after the start would show
+    "0 per minute" after the first messages. It is measured only while the issue is sending,
+    once ``MIN_RATE_SPAN`` of sending has passed; the time left follows from it.
+    """
     stats = issue_stats(session, [issue])[issue.id]
+    span = _rate_span(issue, now)
+    if span is None:
+        return Progress(stats, None, None)
     recent = session.scalar(
         select(func.count()).where(
             Delivery.issue_id == issue.id,
             Delivery.status == DeliveryStatus.SENT,
-            Delivery.sent_at >= now - RATE_WINDOW,
+            Delivery.sent_at >= now - span,
         )
     )
-    per_minute = (recent or 0) / (RATE_WINDOW.total_seconds() / 60)
-    progress = Progress(stats, per_minute, None)
-    if per_minute > 0 and issue.status == IssueStatus.SENDING:
+    per_minute = (recent or 0) / (span.total_seconds() / 60)
+    since_start = span < RATE_WINDOW
+    progress = Progress(stats, per_minute, None, since_start)
+    if per_minute > 0:
         eta = timedelta(minutes=progress.remaining / per_minute)
-        progress = Progress(stats, per_minute, eta)
+        progress = Progress(stats, per_minute, eta, since_start)
     return progress
+
+
+def _rate_span(issue: Issue, now: datetime) -> timedelta | None:
+    # How far back the rate is measured; None while there is no meaningful rate.
+    if issue.status != IssueStatus.SENDING or issue.send_started_at is None:
+        return None
+    span = min(now - issue.send_started_at, RATE_WINDOW)
+    return span if span >= MIN_RATE_SPAN else None
 
 
 def failing_feeds(session: Session) -> list[Feed]:

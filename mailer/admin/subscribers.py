@@ -11,15 +11,10 @@ from ..models import Subscriber, SubscriberStatus
 from ..subscriptions import service
 from ..subscriptions.errors import SubscriptionError
 from . import listing
-from .blueprint import bp
+from .blueprint import bp, id_arg
 from .forms import EraseForm
 
 SEARCH_MAX = 320
-
-
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
 
 
 def _not_found(subscriber_id: int):
@@ -36,8 +31,8 @@ def subscriber_list():
         db.session,
         search=search,
         status=status,
-        after=_int_arg("after"),
-        before=_int_arg("before"),
+        after=id_arg("after"),
+        before=id_arg("before"),
     )
     return render_template(
         "admin/subscribers.html",

@@ -4,6 +4,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from .. import clock, scheduler
 from ..digest import build, preflight, spamcheck
 from ..digest.errors import DigestError
 from ..extensions import db
@@ -17,14 +18,18 @@ def digest_cli():
 
 
 @digest_cli.command("build")
-@click.option("--period", help="ISO week to build, e.g. 2026-W50 (default: the current week).")
+@click.option(
+    "--period",
+    help="ISO week to build, e.g. 2026-W50 (default: the week of the next scheduled send).",
+)
 @click.option("--force", is_flag=True, help="Build the issue even when there are no new items.")
 @with_appcontext
 def build_command(period: str | None, force: bool):
     """Build (or show) the issue of a period, then run the preflight checks on it."""
     config = current_app.config
-    period = period or build.current_period(config)
     try:
+        # The period of the weekly run that will send it, so that the run finds it.
+        period = period or scheduler.build_period(db.session, config, clock.now())
         existed = build.find_issue(db.session, period) is not None
         issue = build.build_issue(db.session, period=period, force=force)
     except (DigestError, ValueError) as exc:

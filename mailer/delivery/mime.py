@@ -65,6 +65,15 @@ def fill_markers(text: str, unsubscribe_url: str, recipient: str, *, for_html: b
     return _MARKER_RE.sub(lambda m: values[m.group(0)], text)
 
 
+def unsubscribe_url_of_test_copy(config) -> str:
+    """Return the unsubscribe URL of an admin's test copy: ``{MAILER_BASE_URL}/unsubscribe/test``.
+
+    Harmless: ``TEST_TOKEN`` never verifies, and the subscriptions room answers it with a page
+    saying that a test copy's link unsubscribes no one. ``config``: the app config mapping.
+    """
+    return f"{config['MAILER_BASE_URL'].rstrip('/')}/unsubscribe/{TEST_TOKEN}"
+
+
 def _issue_parts(issue, unsubscribe_url: str, recipient: str) -> list[tuple[str, str, str]]:
     # The encoding is chosen on the stored text (markers in), as compile_issue does.
     return [
@@ -143,7 +152,7 @@ def build_test_message(issue, recipient: str, config) -> bytes:
     DKIM-signed when configured. Raises what :func:`build_message` raises.
     """
     domain = hdr.sender(config)[2]
-    url = f"{config['MAILER_BASE_URL'].rstrip('/')}/unsubscribe/{TEST_TOKEN}"
+    url = unsubscribe_url_of_test_copy(config)
     headers = hdr.digest_headers(
         config,
         to=recipient,

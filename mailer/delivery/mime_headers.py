@@ -19,7 +19,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 from email.header import Header
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, getaddresses
 
 from .. import clock
 
@@ -108,13 +108,17 @@ def sender(config) -> tuple[str, str, str]:
     """Return (display name, address, domain) of ``MAILER_FROM``.
 
     Raises:
-        HeaderValueError: MAILER_FROM has no usable ASCII address (``Name <user@domain>``).
+        HeaderValueError: MAILER_FROM is not one usable ASCII address with an optional
+            display name (``Name <user@domain>``): ``parseaddr`` alone would keep the first
+            of two addresses and drop text after the ``>``, so the whole value is read with
+            ``getaddresses`` and must give exactly one.
     """
     raw = config["MAILER_FROM"]
-    name, address = parseaddr(raw)
+    found = getaddresses([raw])
+    name, address = found[0] if len(found) == 1 else ("", "")
     if not _PLAIN_ADDRESS.fullmatch(address or ""):
         raise HeaderValueError(
-            f"MAILER_FROM must be an ASCII address like 'Name <newsletter@example.com>', "
+            f"MAILER_FROM must be one ASCII address like 'Name <newsletter@example.com>', "
             f"got {raw!r}"
         )
     return one_line(name), address, address.rsplit("@", 1)[1].lower()

@@ -24,13 +24,33 @@ _ATTEMPTS = 3  # a lost race on the issue number is retried with the next number
 
 
 def current_period(config: Mapping) -> str:
-    """Return the ISO week of now in ``MAILER_TIMEZONE`` (e.g. ``"2026-W49"``)."""
+    """Return the ISO week of now in ``MAILER_TIMEZONE`` (e.g. ``"2026-W49"``).
+
+    This is the calendar week, not always the period of the next send: after the weekly
+    run, the next issue belongs to next week. Entry points that build "the next issue"
+    (admin, ``digest build``) pass ``mailer.scheduler.build_period`` instead; the digest
+    room does not read the schedule (DESIGN.md: no upward imports).
+    """
     return period_for(clock.now(), config["MAILER_TIMEZONE"])
 
 
 def find_issue(session: Session, period: str) -> Issue | None:
     """Return the issue of ``period``, or None when there is none yet."""
     return session.scalars(select(Issue).where(Issue.period == period)).one_or_none()
+
+
+def waiting_drafts(session: Session, up_to: str | None = None) -> list[Issue]:
+    """Return the issues still in draft, newest (highest number) first.
+
+    Args:
+        session: a SQLAlchemy session.
+        up_to: a period "YYYY-Www"; when given, only drafts of that period or an earlier
+            one (periods compare as text: four-digit year, two-digit week).
+    """
+    query = select(Issue).where(Issue.status == IssueStatus.DRAFT)
+    if up_to is not None:
+        query = query.where(Issue.period <= up_to)
+    return list(session.scalars(query.order_by(Issue.number.desc())))
 
 
 def pending_items(session: Session, per_section: int) -> dict[str, list[Item]]:
@@ -89,15 +109,24 @@ def build_issue(
     return existing
 
 
-def render_preview(session: Session) -> Issue:
+def render_preview(session: Session, period: str | None = None) -> Issue:
     """Return what the next issue would be now: a transient Issue, not added to the session.
 
+    Args:
+        session: a SQLAlchemy session (read only).
+        period: "YYYY-Www" that labels the preview; None for the current ISO week.
+
     Nothing is assigned or stored; the items stay free for the real build. Needs an app
-    context. The preview's ``period`` is the current week and its ``number`` the next one.
+    context. The preview's ``number`` is the next one.
+
+    Raises:
+        PeriodError (ValueError): for a malformed period.
     """
     config = current_app.config
+    period = period or current_period(config)
+    parse_period(period)
     items = pending_items(session, _per_section(config))
-    return _new_issue(session, config, current_period(config), items)
+    return _new_issue(session, config, period, items)
 
 
 class _ItemsTaken(Exception):

@@ -173,11 +173,12 @@ def inline_css(html: str) -> str:
 
 
 def fill_web_version(text: str, base_url: str) -> str:
-    """Replace the per-recipient markers with neutral values (the admin's preview of a mail).
+    """Replace the per-recipient markers with neutral values (the public web version).
 
     The unsubscribe link leads to the site's front page ``{base_url}/`` (no one's token is
     public) and the recipient is "you". The archive page drops the footer that holds them
-    first (:func:`replace_footer`) and calls this only so that no marker can ever show.
+    first (:func:`replace_footer`) and calls this only so that no marker can ever show. (The
+    admin's previews fill the markers as a test copy does: ``admin.next_issue.web_version``.)
     """
     base_url = base_url.rstrip("/")
     return text.replace(UNSUBSCRIBE_URL_MARKER, f"{base_url}/").replace(RECIPIENT_MARKER, "you")

@@ -33,7 +33,7 @@ def archive():
     return render_template("digest/archive.html", entries=entries)
 
 
-@bp.get("/archive/<int:number>")
+@bp.get("/archive/<issue_number:number>")
 def issue_page(number: int):
     """Show the web version of issue ``number``; 404 for drafts and unknown numbers."""
     issue = public_issue(db.session, number)

@@ -8,7 +8,16 @@ arrives with no cookies and no CSRF token at all. Every other POST in the app ke
 Flask-WTF's CSRF check.
 """
 
-from flask import Blueprint, current_app, jsonify, render_template, request, session
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from ..extensions import csrf, db, limiter
 from . import service
@@ -95,6 +104,13 @@ def _undecodable_form() -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+@bp.get("/subscribe")
+def subscribe_page():
+    """Send whoever opens ``/subscribe`` (from history, or reloading after a failed form post)
+    to the signup page: 303 See Other to ``/`` (RFC 9110 §15.4.4), not 405."""
+    return redirect(url_for("subscriptions.index"), 303)
 
 
 @bp.post("/subscribe")

@@ -1,7 +1,8 @@
 """`make run` as a newcomer uses it: start the dev server, see the site, send a digest, stop it.
 
 Starts ``python -m mailer.devserver`` (what ``make run`` runs after installing) as a process on
-free ports with its instance folder in a temporary directory, and stops it with SIGINT (Ctrl-C).
+free ports with its instance folder in a temporary directory, and stops it with SIGINT (Ctrl-C)
+or SIGHUP (the terminal closed).
 """
 
 import json
@@ -113,19 +114,32 @@ def _flask(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def test_make_run_serves_the_site_and_catches_a_digest(dev_env, tmp_path):
-    base = dev_env["MAILER_BASE_URL"]
-    mailbox = Path(dev_env["MAILER_INSTANCE_DIR"]) / "mailbox"
-    log = tmp_path / "devserver.log"
+def _start_devserver(env: dict[str, str], log: Path) -> subprocess.Popen:
+    # In a session of its own: a signal sent here reaches the dev server alone, as the
+    # terminal's would, and never this test run.
     with log.open("wb") as output:
-        server = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "mailer.devserver"],
             cwd=ROOT,
-            env=dev_env,
+            env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def _kill_left_over(pids) -> None:
+    """SIGKILL whichever of ``pids`` (processes this test started) and their children live."""
+    for pid in {*pids, *(child for parent in pids for child in _descendants(parent))}:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_make_run_serves_the_site_and_catches_a_digest(dev_env, tmp_path):
+    base = dev_env["MAILER_BASE_URL"]
+    mailbox = Path(dev_env["MAILER_INSTANCE_DIR"]) / "mailbox"
+    log = tmp_path / "devserver.log"
+    server = _start_devserver(dev_env, log)
     try:
         _wait_for(lambda: _get(f"{base}/healthz")[0] == 200, "/healthz", log)
         status, page = _get(f"{base}/")
@@ -157,9 +171,28 @@ def test_make_run_serves_the_site_and_catches_a_digest(dev_env, tmp_path):
         _wait_for(lambda: not any(_alive(pid) for pid in children), "the children to exit", log)
         assert _get(f"{base}/healthz")[0] == 0, "nothing answers on the web port any more"
     finally:
-        for pid in [server.pid, *_descendants(server.pid)]:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_left_over([server.pid, *_descendants(server.pid)])
+        server.wait()
+
+
+def test_closing_the_terminal_stops_the_web_app_and_the_worker_too(dev_env, tmp_path):
+    # Closing the terminal sends SIGHUP to the dev server; its children run in sessions of
+    # their own (so that Ctrl-C reaches them only through it) and get nothing from the
+    # terminal: the dev server must stop them, or they keep the web port.
+    base = dev_env["MAILER_BASE_URL"]
+    log = tmp_path / "devserver.log"
+    server = _start_devserver(dev_env, log)
+    children: set[int] = set()
+    try:
+        _wait_for(lambda: _get(f"{base}/healthz")[0] == 200, "/healthz", log)
+        children = _descendants(server.pid)
+        assert len(children) >= 2, "the web app and the worker run as child processes"
+        server.send_signal(signal.SIGHUP)
+        assert server.wait(timeout=HANG_GUARD) == 0, log.read_text()
+        _wait_for(lambda: not any(_alive(pid) for pid in children), "the children to exit", log)
+        assert _get(f"{base}/healthz")[0] == 0, "nothing answers on the web port any more"
+    finally:
+        _kill_left_over([server.pid, *children, *_descendants(server.pid)])
         server.wait()
 
 
