@@ -69,3 +69,18 @@ def test_page_cursors_beyond_the_id_range_or_not_ascii_show_the_first_page(app, 
         assert admin.get(page.format(n=str(2**63 - 1))).status_code == 200, page
     # Issue numbers are INTEGER: the issue list's cursor is an issue number.
     assert admin.get(f"/admin/issues?after={2**31}").status_code == 200
+
+
+def test_command_line_ids_beyond_the_column_range_are_refused_in_one_line(app, runner):
+    too_big = str(2**63)
+    for args in (
+        ["feeds", "refresh", too_big],
+        ["feeds", "remove", too_big, "--yes"],
+        ["items", "hide", too_big],
+        ["items", "unhide", too_big],
+        ["digest", "send", str(2**31)],
+    ):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "is not in the range" in result.output, args
+        assert not isinstance(result.exception, OverflowError), args

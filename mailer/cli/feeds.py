@@ -4,11 +4,16 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from .. import MAX_DATABASE_ID
 from ..content import feeds as feed_service
 from ..content import items as item_service
 from ..content.errors import FeedError, ItemError
 from ..extensions import db
 from ..models import Feed, Item, Section
+
+# Ids the database can hold: a larger number is refused by click with the range, not by the
+# database with a traceback.
+ROW_ID = click.IntRange(1, MAX_DATABASE_ID)
 
 feeds_cli = AppGroup("feeds", help="Add, list, refresh and remove RSS/Atom feeds.")
 items_cli = AppGroup("items", help="Add, list and hide items (news stories and job openings).")
@@ -35,7 +40,7 @@ def add_feed_command(url: str, section: str, refresh: bool) -> None:
 
 
 @feeds_cli.command("refresh")
-@click.argument("feed_ids", nargs=-1, type=int)
+@click.argument("feed_ids", nargs=-1, type=ROW_ID)
 @click.option("--fail-on-error", is_flag=True, help="Exit with status 1 if any feed failed.")
 def refresh_command(feed_ids: tuple[int, ...], fail_on_error: bool) -> None:
     """Fetch every feed (or only FEED_IDS) and store their new items."""
@@ -94,7 +99,7 @@ def list_feeds_command() -> None:
 
 
 @feeds_cli.command("remove")
-@click.argument("feed_id", type=int)
+@click.argument("feed_id", type=ROW_ID)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def remove_feed_command(feed_id: int, yes: bool) -> None:
     """Remove feed FEED_ID and its items that are in no issue yet."""
@@ -148,14 +153,14 @@ def list_items_command(section: str | None, limit: int) -> None:
 
 
 @items_cli.command("hide")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ROW_ID)
 def hide_item_command(item_id: int) -> None:
     """Hide item ITEM_ID: it will never enter an issue."""
     _set_hidden(item_id, True)
 
 
 @items_cli.command("unhide")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ROW_ID)
 def unhide_item_command(item_id: int) -> None:
     """Show item ITEM_ID again."""
     _set_hidden(item_id, False)

@@ -5,6 +5,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from .. import MAX_ISSUE_NUMBER
 from ..delivery import engine, queue
 from ..delivery.errors import InvalidTransition, NothingToSend
 from ..extensions import db
@@ -34,7 +35,7 @@ def send_pending_command():
 
 
 @click.command("send")
-@click.argument("number", required=False, type=int)
+@click.argument("number", required=False, type=click.IntRange(1, MAX_ISSUE_NUMBER))
 @with_appcontext
 def digest_send_command(number: int | None):
     """Send issue NUMBER (default: the newest draft, sending or paused issue) and wait.
