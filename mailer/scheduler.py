@@ -437,8 +437,8 @@ def _record_older_drafts(session: Session, period: str, chosen: Issue, older: li
     message = (
         f"{period}: draft issue(s) {names} were not sent: the weekly run sends one issue, "
         f"#{chosen.number}, and never an older draft. Send one with `flask --app wsgi digest "
-        f"send NUMBER`, or cancel it on its page in the admin (its items then go out in no "
-        f"issue)."
+        f"send NUMBER`, or cancel it on its page in the admin (its items then go out with the "
+        f"next issue)."
     )
     log.warning("weekly digest: %s", message)
     if not _has_event(session, "older_drafts", period):

@@ -249,3 +249,30 @@ def test_sending_to_one_subscriber_reads_right_and_shows_no_rate_yet(
     page = admin_client.get(url).get_data(as_text=True)
     assert "1 / 1 sent" in page
     assert "Rate —" in page and "per minute" not in page  # sent: no send to measure
+
+
+def test_cancelling_a_draft_gives_its_items_to_the_next_issue(admin_client, session):
+    from mailer.digest import build
+    from mailer.models import Item
+
+    draft = built_issue(session)
+    items = sorted(session.scalars(select(Item.id).where(Item.issue_id == draft.id)))
+    assert items
+    response = post(admin_client, f"/admin/issues/{draft.number}/cancel", follow_redirects=True)
+    assert f"Issue #{draft.number} cancelled." in response.get_data(as_text=True)
+    session.rollback()  # a fresh read: end the snapshot of the last transaction
+    following = build.build_issue(session, period="2099-W01")
+    session.commit()
+    assert following is not None and following.id != draft.id
+    assert sorted(session.scalars(select(Item.id).where(Item.issue_id == following.id))) == items
+
+
+def test_cancelling_a_started_send_keeps_its_items(app, admin_client, session, smtp_server):
+    from mailer.models import Item
+
+    issue = _start(admin_client, session, 2)
+    items = sorted(session.scalars(select(Item.id).where(Item.issue_id == issue.id)))
+    post(admin_client, f"/admin/issues/{issue.number}/cancel")
+    session.rollback()
+    assert sorted(session.scalars(select(Item.id).where(Item.issue_id == issue.id))) == items
+    assert items

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock
+from ..digest.build import release_items
 from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
 from .errors import InvalidTransition
 
@@ -83,6 +84,8 @@ def change_issue_status(
         session.refresh(issue)
         raise InvalidTransition(f"the issue changed meanwhile: it is {issue.status} now")
     _update_deliveries(session, issue.id, action, now)
+    if action == "cancel" and current == IssueStatus.DRAFT:
+        release_items(session, issue.id)  # never sent: its items go out with the next issue
     for key, value in values.items():
         # Already written by the UPDATE: refresh the loaded object without dirtying it.
         set_committed_value(issue, key, value)

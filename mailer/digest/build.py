@@ -53,6 +53,24 @@ def waiting_drafts(session: Session, up_to: str | None = None) -> list[Issue]:
     return list(session.scalars(query.order_by(Issue.number.desc())))
 
 
+def release_items(session: Session, issue_id: int) -> int:
+    """Give the items of an issue that went to no one back to the next issue; no commit.
+
+    For a draft that is cancelled before its send started: its items would otherwise stay
+    tied to an issue nobody receives and never reach subscribers.
+
+    Returns:
+        The number of items released.
+    """
+    released = session.execute(
+        update(Item)
+        .where(Item.issue_id == issue_id)
+        .values(issue_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return released.rowcount
+
+
 def pending_items(session: Session, per_section: int) -> dict[str, list[Item]]:
     """Return per section the items in no issue yet, not hidden, newest first, at most
     ``per_section`` each (published_at desc, then id desc); the rest wait for a later issue.
