@@ -171,6 +171,20 @@ def test_json_signup_and_malformed_json(client, session):
     assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_email"
 
 
+def test_json_nested_too_deep_is_a_400_not_a_500(client, session):
+    # 2 KB that make Python's JSON decoder give up with RecursionError (a 500 before).
+    for body in ("[" * 100_000 + "]" * 100_000, '{"email":' * 5000 + '"a"' + "}" * 5000):
+        response = client.post(
+            "/subscribe",
+            data=body,
+            content_type="application/json",
+            headers={"Accept": "application/json"},
+        )
+        assert response.status_code == 400
+        assert response.get_json()["error"] == "invalid_email"
+    assert snapshot(session)[1] == (0, 0)
+
+
 def test_honeypot_gets_the_normal_answer_and_nothing_is_stored_or_sent(client, session):
     human = signup(client, "human@example.com")
     bot = signup(client, "bot@example.com", website="http://spam.example")

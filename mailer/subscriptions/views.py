@@ -84,7 +84,10 @@ def index():
 
 def _read_signup() -> tuple[object, bool] | None:
     if request.is_json:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # nested too deep for the JSON decoder: not a signup either
+            data = None
         if not isinstance(data, dict):
             return None
         # A missing field is "" (enter your address); null, numbers, lists stay as they are.
