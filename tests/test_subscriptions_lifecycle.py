@@ -185,6 +185,15 @@ def test_cli_import_without_email_column_or_not_utf8_imports_nothing(runner, ses
     assert session.query(Subscriber).count() == 0
 
 
+def test_import_names_the_line_of_a_row_csv_cannot_read(session):
+    huge = "x" * 200_000 + "@example.com"  # over the csv module's field size limit
+    lines = ["email\n", f"{huge}\n", "after@example.com\n", "ann@example.com\n"]
+    report = service.import_csv(session, lines, confirmed=True, source="import")
+    assert [line for line, _message in report.invalid] == [2]
+    assert "field larger than field limit" in report.invalid[0][1]
+    assert report.added == 2
+
+
 def test_import_without_confirmed_sends_double_opt_in_mails(session):
     report = service.import_csv(
         session, ["email\n", "a@example.com\n", "b@example.com\n"], confirmed=False, source="import"

@@ -214,7 +214,10 @@ def _rows(reader: csv.DictReader, column: str, report: ImportReport):
         except StopIteration:
             return
         except csv.Error as exc:
-            report.invalid.append((reader.line_num, f"not a CSV row: {exc}"))
+            # The reader raises before it counts the line it could not read (e.g. a field
+            # over csv's size limit), so that line is the next one; the rows after it are
+            # numbered right again.
+            report.invalid.append((reader.line_num + 1, f"not a CSV row: {exc}"))
             continue
         except UnicodeDecodeError as exc:
             raise ImportFileError(f"line {reader.line_num + 1} is not UTF-8 text") from exc
