@@ -5,7 +5,9 @@ The README's "Configuration" table lists each variable; keep the two in step.
 mapping of overrides on top of :class:`TestConfig`).
 """
 
+import importlib.util
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -69,16 +71,21 @@ def env_int(name: str, default: int, minimum: int | None = None, maximum: int | 
 def env_float(
     name: str, default: float, minimum: float | None = None, maximum: float | None = None
 ) -> float:
-    """Return ``name`` as a float within [minimum, maximum].
+    """Return ``name`` as a finite float within [minimum, maximum].
 
     Raises:
-        ConfigError: the value is not a number or is out of range; the message names it.
+        ConfigError: the value is not a number, is not finite (nan, inf, -inf: ``float``
+            reads them, and no range check refuses nan) or is out of range; the message
+            names it.
     """
     raw = env_str(name, str(default))
     try:
         value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not math.isfinite(value):
+        # MAILER_SEND_RATE=inf would send unlimited, a timeout of nan never times out.
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
     _in_range(name, value, minimum, maximum)
     return value
 
@@ -153,11 +160,15 @@ def without_password(value: str) -> str:
 
 
 def check_secret_key(key: str) -> None:
-    """Refuse a production SECRET_KEY: the development default, or under 32 characters.
+    """Refuse a production SECRET_KEY: the development default, blank, or under 32 characters.
+
+    Leading and trailing whitespace is not counted: it is guessable padding (or a newline
+    left by ``$(cat keyfile)``-style quoting), not secret. The key itself is used as given, so
+    that links signed with it keep working.
 
     Raises:
-        ConfigError: the key is the default or shorter than :data:`MIN_SECRET_KEY_LENGTH`;
-            the message says how to make a good one.
+        ConfigError: the key is the default, only whitespace, or shorter than
+            :data:`MIN_SECRET_KEY_LENGTH` once stripped; the message says how to make a good one.
     """
     if key == DEFAULT_SECRET_KEY:
         raise ConfigError(
@@ -165,9 +176,15 @@ def check_secret_key(key: str) -> None:
             f"variable to a long random string ({MAKE_SECRET_KEY}), or set FLASK_DEBUG=1 for "
             "local development."
         )
-    if len(key) < MIN_SECRET_KEY_LENGTH:
+    length = len(key.strip())
+    if length == 0:
         raise ConfigError(
-            f"SECRET_KEY has {len(key)} characters; production needs at least "
+            f"SECRET_KEY is blank (only whitespace). Make one with: {MAKE_SECRET_KEY}"
+        )
+    if length < MIN_SECRET_KEY_LENGTH:
+        padding = " (not counting the whitespace around it)" if length != len(key) else ""
+        raise ConfigError(
+            f"SECRET_KEY has {length} characters{padding}; production needs at least "
             f"{MIN_SECRET_KEY_LENGTH}. Make one with: {MAKE_SECRET_KEY}"
         )
 
@@ -199,26 +216,50 @@ def check_rate_limits(config: Mapping) -> None:
 
 
 def check_ratelimit_storage(uri: str) -> str:
-    """Return RATELIMIT_STORAGE_URI ``uri`` when its scheme names a storage of ``limits``.
+    """Return RATELIMIT_STORAGE_URI ``uri`` when its scheme names a storage this install can use.
 
     The schemes are those of the registry ``limits.storage.storage_from_string`` looks them
     up in (memory, redis, rediss, redis+sentinel, redis+cluster, memcached, mongodb, ...),
-    without the ``async+`` ones, which Flask-Limiter cannot use. Nothing is connected to.
+    without the ``async+`` ones, which Flask-Limiter cannot use; a scheme is usable when the
+    client library its storage declares (``DEPENDENCIES``) can be imported. Refusing a missing
+    library here, before Flask-Limiter builds the storage, also spares the operator a second
+    "Exception ignored in ...__del__" line from the half-built storage object. Nothing is
+    connected to and nothing is imported.
 
     Raises:
-        ConfigError: an unknown scheme; the message shows no password and lists the known ones.
+        ConfigError: an unknown scheme, or a known one whose library is not installed; the
+            message shows no password and lists the usable schemes.
     """
     scheme = urlsplit(uri).scheme
-    known = sorted(
-        name for name, kind in LIMITS_STORAGE_SCHEMES.items() if issubclass(kind, LimitsStorage)
-    )
-    if scheme not in known:
+    needs = {
+        name: _missing_storage_modules(name, kind)
+        for name, kind in LIMITS_STORAGE_SCHEMES.items()
+        if issubclass(kind, LimitsStorage)
+    }
+    usable = ", ".join(sorted(name for name, missing in needs.items() if not missing))
+    if scheme not in needs:
         raise ConfigError(
             f"RATELIMIT_STORAGE_URI: unknown storage scheme {scheme!r} in "
-            f"{without_password(uri)!r} (use memory:// or redis://HOST:6379/0; known schemes: "
-            f"{', '.join(known)})"
+            f"{without_password(uri)!r} (use memory:// or redis://HOST:6379/0; usable schemes: "
+            f"{usable})"
+        )
+    if needs[scheme]:
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI: storage scheme {scheme!r} in {without_password(uri)!r} "
+            f"needs the Python package {' and '.join(needs[scheme])}, which is not installed "
+            f"(install it, or use one of the usable schemes: {usable})"
         )
     return uri
+
+
+def _missing_storage_modules(scheme: str, kind: type) -> list[str]:
+    # A list names modules all needed (pymongo); a mapping names alternatives of which the
+    # storage uses the one its scheme starts with (RedisStorage: redis:// or valkey://).
+    declared = kind.DEPENDENCIES
+    if isinstance(declared, Mapping):
+        declared = [name for name in declared if "." not in name and scheme.startswith(name)]
+    # The top-level package only: find_spec of "a.b" imports "a" (and fails if it is absent).
+    return [name for name in declared if importlib.util.find_spec(name.split(".")[0]) is None]
 
 
 def check_base_url(url: str, production: bool) -> str:

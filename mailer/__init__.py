@@ -50,15 +50,18 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
 
     Raises:
         config.ConfigError: a setting the service cannot run with, the message naming it: an
-            environment variable that does not parse, an unknown MAILER_TIMEZONE, a
-            DATABASE_URL that is not a SQLite or PostgreSQL URL or whose driver is missing,
-            a rate limit Flask-Limiter cannot read, a RATELIMIT_STORAGE_URI of no known
-            storage, an unknown MAILER_SMTP_SECURITY, a MAILER_DIGEST_DAY/_TIME the schedule
+            environment variable that does not parse (or a float that is nan or infinite), an
+            unknown MAILER_TIMEZONE, a DATABASE_URL that is not a SQLite or PostgreSQL URL or
+            whose driver is missing, a rate limit Flask-Limiter cannot read, a
+            RATELIMIT_STORAGE_URI of no known storage or of one whose library is not
+            installed, an unknown MAILER_SMTP_SECURITY, a MAILER_DIGEST_DAY/_TIME the schedule
             cannot use, a MAILER_FROM that is not one address, a MAILER_BASE_URL that is not
-            an absolute http(s) URL, or in production (not DEBUG, not TESTING) a SECRET_KEY
-            that is the development default or shorter than 32 characters, or a plain-http
-            MAILER_BASE_URL of a host other than a loopback one. Nothing is connected to at
-            this point.
+            an absolute http(s) URL, MAILER_DKIM_* settings of which only some are set or
+            whose key file cannot be read or holds no RSA key of at least 1024 bits, or in
+            production (not DEBUG, not TESTING) a SECRET_KEY that is the development default,
+            blank, or shorter than 32 characters (whitespace around it not counted), or a
+            plain-http MAILER_BASE_URL of a host other than a loopback one. Nothing is
+            connected to at this point (the DKIM key file is read).
     """
     app = Flask(
         __name__,
@@ -92,6 +95,7 @@ def _config_object(config: type | Mapping | object | None) -> object:
 def _check_settings(app: Flask) -> None:
     # Here rather than in Config, so that a config class or a mapping of overrides is checked
     # too; a bad value stops the start with one line instead of failing a request or a job.
+    from .delivery.dkim import signer_from_config
     from .delivery.mime_headers import sender
     from .delivery.relay import RelaySettings
     from .scheduler import weekly_trigger
@@ -110,6 +114,8 @@ def _check_settings(app: Flask) -> None:
     _refuse_value_error(sender, config)  # MAILER_FROM
     _refuse_value_error(RelaySettings.from_config, config)  # MAILER_SMTP_SECURITY
     _refuse_value_error(weekly_trigger, config)  # MAILER_DIGEST_DAY, MAILER_DIGEST_TIME
+    # MAILER_DKIM_*: all three or none, and a readable RSA key; else every mail would fail.
+    _refuse_value_error(signer_from_config, config)
 
 
 def _refuse_value_error(parse: Callable[[Mapping], object], config: Mapping) -> None:
@@ -179,10 +185,13 @@ class DatabaseIntConverter(IntegerConverter):
 
     A number outside it cannot name a row; it does not match the route, so it answers 404
     like any unknown id, before the view runs. ``<int(max=N):...>`` (Werkzeug's arguments)
-    may narrow the range, never widen it.
+    may narrow the range, never widen it. Only ASCII digits match: Werkzeug's ``\\d+`` (a
+    ``str`` pattern) also matches other Unicode digits, and ``int()`` reads them, so
+    /archive/\\uff11 (a full-width 1) would show issue 1 under a second URL.
     """
 
     limit = MAX_DATABASE_ID
+    regex = r"[0-9]+"  # Werkzeug's signed_regex puts "-?" before it
 
     def __init__(self, url_map, fixed_digits=0, min=None, max=None, signed=False) -> None:
         # The argument names are Werkzeug's: rules pass them by name, <int(max=9):n>.

@@ -24,7 +24,9 @@ A worker that was down at send time catches up at start (:func:`check_last_week`
 Periods: the run scheduled at time T sends the issue of T's ISO week (``period_for(T)``). An
 issue built by hand between two runs belongs to the run that will send it, so its period is
 that of the next scheduled time (:func:`build_period`): built on a Wednesday of W49 with a
-Monday schedule, it is W50's issue, and the Monday run of W50 finds and sends it.
+Monday schedule, it is W50's issue, and the Monday run of W50 finds and sends it. Built
+after a run that no worker made, within MAILER_MISFIRE_GRACE of it, it is that run's issue,
+which the catch-up at the worker's start sends (:func:`pending_catch_up`).
 """
 
 import logging
@@ -43,6 +45,7 @@ from sqlalchemy.orm import Session
 from . import clock
 from .content.feeds import refresh_all
 from .delivery.engine import send_pending, send_transactional, start_issue
+from .delivery.errors import PreflightFailed
 from .digest.build import build_issue, find_issue, waiting_drafts
 from .digest.periods import parse_period, period_for
 from .extensions import db
@@ -155,9 +158,18 @@ def build_period(session: Session, config: Mapping, now: datetime) -> str:
     A week whose issue an operator already sent ahead of its run is skipped, so that a build
     never returns an issue that is already out.
 
+    One exception: when the last scheduled run has not happened (no worker ran it: its week
+    is not done and it recorded no empty week) and ``now`` is within MAILER_MISFIRE_GRACE
+    seconds of it, the issue is that run's: the worker's catch-up at start
+    (:func:`check_last_week`) sends it, and next week's run would otherwise find it
+    (and every item) while the catch-up finds nothing new and sends no issue that week.
+
     Raises:
         ValueError: a schedule setting is malformed; the message names it.
     """
+    pending = pending_catch_up(session, config, now)
+    if pending is not None:
+        return period_for(pending, config["MAILER_TIMEZONE"])
     trigger = weekly_trigger(config)
     fire = trigger.get_next_fire_time(None, now)
     period = period_for(fire, config["MAILER_TIMEZONE"])
@@ -165,6 +177,25 @@ def build_period(session: Session, config: Mapping, now: datetime) -> str:
         fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
         period = period_for(fire, config["MAILER_TIMEZONE"])
     return period
+
+
+def pending_catch_up(session: Session, config: Mapping, now: datetime) -> datetime | None:
+    """Return the last scheduled weekly time when its run is still owed, else None.
+
+    Owed: its week is not done (:func:`week_done`), it recorded no ``empty_week`` event,
+    and ``now`` is at most MAILER_MISFIRE_GRACE seconds after it, so a worker starting now
+    still runs it (:func:`check_last_week` gives "run").
+
+    Raises:
+        ValueError: a schedule setting is malformed; the message names it.
+    """
+    scheduled = last_weekly_time(config, now)
+    if now - scheduled > timedelta(seconds=int(config["MAILER_MISFIRE_GRACE"])):
+        return None
+    period = period_for(scheduled, config["MAILER_TIMEZONE"])
+    if week_done(session, period) or _has_event(session, "empty_week", period):
+        return None
+    return scheduled
 
 
 def week_done(session: Session, period: str) -> bool:
@@ -335,7 +366,8 @@ def weekly_digest_job(app: Flask) -> None:
     "draft" or a ``sent_draft`` event of P exists, so a second run (re-fired job, restart,
     second worker) starts nothing new. An issue of P that left "draft" is not started again
     (an operator may have paused or cancelled it); the sender loop goes on with one that is
-    sending.
+    sending. A draft whose preflight check finds errors is not started (README, "Before a
+    send"): logged and recorded once per period as a ``preflight_blocked`` JobEvent of P.
     """
     with app.app_context():
         scheduled = last_weekly_time(app.config, clock.now())
@@ -345,7 +377,13 @@ def weekly_digest_job(app: Flask) -> None:
             db.session.commit()  # the JobEvents recorded on the way
             return
         # JobEvents recorded on the way are committed with the start, or not at all.
-        issue, queued = start_issue(db.session, chosen.number)
+        try:
+            issue, queued = start_issue(db.session, chosen.number, config=app.config)
+        except PreflightFailed as exc:
+            db.session.rollback()  # the week is not done: the sent_draft event must not stay
+            _record_preflight_blocked(db.session, period, exc)
+            db.session.commit()
+            return
         number = issue.number
         log.info(
             "weekly digest: issue %s (%s) queued for %d subscribers at the run of %s",
@@ -418,6 +456,20 @@ def _issue_to_start(session: Session, period: str) -> Issue | None:
     others = [d for d in waiting_drafts(session, up_to=period) if d.id != chosen.id]
     _record_older_drafts(session, period, chosen, others)
     return chosen
+
+
+def _record_preflight_blocked(session: Session, period: str, failure: PreflightFailed) -> None:
+    # README "Before a send": any preflight error blocks a send, the scheduled one too.
+    number = failure.number
+    errors = "; ".join(f"[{f.code}] {f.message}" for f in failure.errors)
+    message = (
+        f"{period}: issue #{number} was not sent at the weekly run: the preflight check "
+        f"found errors: {errors}. Fix them and rebuild it (its page in the admin lists "
+        f'them), then send it with "Send now" or `flask --app wsgi digest send {number}`.'
+    )
+    log.warning("weekly digest: %s", message)
+    if not _has_event(session, "preflight_blocked", period):
+        session.add(JobEvent(kind="preflight_blocked", message=message))
 
 
 def _record_sent_draft(session: Session, period: str, draft: Issue) -> None:

@@ -12,6 +12,7 @@ from mailer import clock
 from mailer.admin import queries
 from mailer.admin.charts import bar_chart
 from mailer.admin.settings import effective_settings, signup_snippet
+from mailer.delivery import dkim
 from mailer.models import Feed, Issue, IssueStatus, JobEvent, Subscriber, SubscriberStatus
 from tests.support.signup import run_signup_job
 from tests.test_admin_support import add_items, add_subscribers, built_issue, signed_in_client
@@ -180,15 +181,20 @@ def test_dashboard_reports_a_malformed_schedule(app):
 # --- settings -----------------------------------------------------------------------------
 
 
-def test_settings_mask_secrets_and_show_the_rest(app_config, request):
+def test_settings_mask_secrets_and_show_the_rest(app_config, request, tmp_path):
+    # The app reads the DKIM key at start: a real key file, with the other two settings.
+    key_path = tmp_path / "dkim.pem"
+    dkim.write_private_key(key_path, dkim.generate_private_key())
     app_config["MAILER_SMTP_PASSWORD"] = "hunter2-smtp-password"
-    app_config["MAILER_DKIM_PRIVATE_KEY"] = "/etc/mailer/dkim.pem"
+    app_config["MAILER_DKIM_DOMAIN"] = "example.com"
+    app_config["MAILER_DKIM_SELECTOR"] = "mail2026"
+    app_config["MAILER_DKIM_PRIVATE_KEY"] = str(key_path)
     app = request.getfixturevalue("app")
     client = signed_in_client(app, app.test_client())
     page = html.unescape(client.get("/admin/settings").get_data(as_text=True))
     assert "hunter2" not in page
     assert "test-secret-key" not in page
-    assert "/etc/mailer/dkim.pem" in page
+    assert str(key_path) in page
     assert "Asia/Tokyo" in page
     assert "MAILER_TOKEN_RATE_LIMIT" in page and "30/minute" in page
 

@@ -1,15 +1,33 @@
 """``flask digest send`` and ``flask send-pending`` through the CLI runner, both databases."""
 
+import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from mailer import clock
-from mailer.delivery import claim, engine
+from mailer.delivery import claim, engine, states
 from mailer.delivery.transactional import queue_mail
 from mailer.extensions import db
-from mailer.models import Delivery, Issue
-from tests.support.deliveries import add_subscribers, make_issue
+from mailer.models import Delivery, Issue, IssueStatus
+from tests.support.deliveries import ISSUE_HTML, add_subscribers
+from tests.support.deliveries import make_issue as make_bare_issue
+from tests.test_delivery_engine import wait_for
+
+# The helper's issue has no item, a preflight error; a real one has one in a section.
+READY_HTML = ISSUE_HTML.replace(
+    "<h1>Japan Weekly</h1>",
+    '<h1>Japan Weekly</h1><div class="section-news"><h3 class="item-title">'
+    '<a href="https://example.com/news/1">Tokyo rents rise again</a></h3></div>',
+)
+
+
+def make_issue(session, number: int = 1, status: str = IssueStatus.DRAFT) -> Issue:
+    """An issue that passes the preflight check (no errors), committed."""
+    issue = make_bare_issue(session, number=number, status=status)
+    issue.html = READY_HTML
+    session.commit()
+    return issue
 
 
 def test_digest_send_sends_the_newest_draft_and_then_nothing(app, runner, smtp_server):
@@ -124,3 +142,67 @@ def test_digest_send_says_when_another_sender_holds_the_deliveries(app, runner, 
     assert message in result.output
     assert message in pending.output
     assert smtp_server.received == []
+
+
+def test_digest_send_refuses_a_draft_with_preflight_errors(app, runner, smtp_server):
+    # The fresh-user report: an empty issue (`digest build --force`) went to everyone.
+    with app.app_context():
+        add_subscribers(db.session, [f"r{i}@example.com" for i in range(3)])
+        make_bare_issue(db.session, number=1)  # no items: preflight error [empty-issue]
+
+    for args in (["digest", "send"], ["digest", "send", "1"]):
+        result = runner.invoke(args=args)
+
+        assert result.exit_code == 1, result.output
+        assert (
+            "Error: issue #1 not sent: preflight error [empty-issue] the issue has no items"
+            in result.output
+        )
+        assert "queued" not in result.output
+    assert smtp_server.received == []
+    with app.app_context():
+        assert db.session.scalar(select(Issue.status)) == IssueStatus.DRAFT
+        assert db.session.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_digest_send_resumes_a_paused_issue_without_a_new_preflight(app, runner, smtp_server):
+    # Its deliveries are queued already: resuming it is finishing a started send.
+    with app.app_context():
+        add_subscribers(db.session, ["ann@example.com"])
+        issue = make_bare_issue(db.session, number=1)
+        engine.start_issue(db.session, 1)
+        states.change_issue_status(db.session, issue, "pause", reason="by test")
+        db.session.commit()
+
+    result = runner.invoke(args=["digest", "send", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert "Issue #1: sent." in result.output
+    assert [r.rcpt_tos for r in smtp_server.received] == [["ann@example.com"]]
+
+
+def test_digest_send_exits_nonzero_when_an_admin_cancels_the_send(app_config, request):
+    app_config["MAILER_SMTP_CONNECTIONS"] = 1
+    app = request.getfixturevalue("app")
+    smtp_server = request.getfixturevalue("smtp_server")
+    runner = app.test_cli_runner()
+    emails = [f"c{i}@example.com" for i in range(10)]
+    smtp_server.script("c1@example.com", "hang:1", times=1)  # time for the cancel to land
+    with app.app_context():
+        add_subscribers(db.session, emails)
+        make_issue(db.session, number=4)
+    results = []
+    send = threading.Thread(target=lambda: results.append(runner.invoke(args=["digest", "send"])))
+    send.start()
+    wait_for(lambda: len(smtp_server.received) >= 1, "the first message")
+    with app.app_context():
+        issue = db.session.scalars(select(Issue)).one()
+        states.change_issue_status(db.session, issue, "cancel", reason="by admin@example.com")
+        db.session.commit()
+    send.join()
+
+    (result,) = results
+    assert result.exit_code == 1, result.output
+    assert "Issue #4: cancelled." in result.output
+    assert "Error: issue #4 was cancelled during the send: by admin@example.com" in result.output
+    assert len(smtp_server.received) < len(emails)

@@ -2,11 +2,16 @@
 
 Ids are BIGINT (signed 64-bit; SQLite's INTEGER is the same) and issue numbers INTEGER (signed
 32-bit on PostgreSQL); a larger number in a URL used to reach the database and fail there
-(OverflowError on SQLite, "integer out of range" on PostgreSQL). SQLite and PostgreSQL.
+(OverflowError on SQLite, "integer out of range" on PostgreSQL). Only ASCII digits name a
+number: a full-width or other Unicode digit answers 404. SQLite and PostgreSQL.
 """
 
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import AnyConverter, IntegerConverter
 
+from mailer import clock
+from mailer.digest import build
+from mailer.models import IssueStatus
 from tests.test_admin_support import csrf_token, signed_in_client
 
 # Each side of the INTEGER and the BIGINT limits, and the number a new user tried.
@@ -84,3 +89,31 @@ def test_command_line_ids_beyond_the_column_range_are_refused_in_one_line(app, r
         assert result.exit_code == 2, (args, result.output)
         assert "is not in the range" in result.output, args
         assert not isinstance(result.exception, OverflowError), args
+
+
+# Decimal digits that are not ASCII: Python's \d matches them and int() reads them.
+UNICODE_DIGITS = ("\uff11", "\u0661", "\u09e7", "1\uff12")  # full-width 1, Arabic-Indic 1, ...
+
+
+def test_every_integer_route_matches_ascii_digits_only(app):
+    adapter = app.url_map.bind("news.example.com")
+    for endpoint, method, url in _int_routes(app):
+        assert adapter.match(url.format(n=1), method=method)[0] == endpoint
+        for digits in UNICODE_DIGITS:
+            try:
+                matched = adapter.match(url.format(n=digits), method=method)[0]
+            except NotFound:
+                continue
+            assert matched != endpoint, (endpoint, method, digits)
+
+
+def test_the_archive_answers_404_for_a_full_width_issue_number(client, session, make_item):
+    make_item(title="Archive story")
+    session.commit()
+    issue = build.build_issue(session, period="2026-W41")
+    issue.status, issue.sent_at = IssueStatus.SENT, clock.now()
+    session.commit()
+    assert client.get("/archive/1").status_code == 200
+    response = client.get("/archive/%EF%BC%91")  # UTF-8 of U+FF11 FULLWIDTH DIGIT ONE
+    assert response.status_code == 404
+    assert "Archive story" not in response.get_data(as_text=True)

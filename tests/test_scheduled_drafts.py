@@ -243,7 +243,9 @@ def test_a_week_whose_run_was_missed_names_the_waiting_draft(
     ("now", "label", "send"),
     [
         (MONDAY_W49 - timedelta(minutes=1), "Week 49, 2026", "2026-11-30 08:00 JST"),
-        (MONDAY_W49 + timedelta(seconds=1), "Week 50, 2026", "2026-12-07 08:00 JST"),
+        # No worker made the 08:00 run: the catch-up at its start sends it (within grace).
+        (MONDAY_W49 + timedelta(seconds=1), "Week 49, 2026", "2026-11-30 08:00 JST"),
+        (MONDAY_W49 + timedelta(hours=6, seconds=1), "Week 50, 2026", "2026-12-07 08:00 JST"),
         (datetime(2026, 12, 6, 14, 59, tzinfo=UTC), "Week 50, 2026", "2026-12-07 08:00 JST"),
     ],
 )
@@ -334,3 +336,58 @@ def test_run_time_of_a_period(period, expected):
         "MAILER_TIMEZONE": "Asia/Tokyo",
     }
     assert schedule.run_time_of(config, WEDNESDAY_W49, period) == expected
+
+
+def test_a_build_after_a_missed_run_is_sent_by_the_catch_up(app, session, runner, smtp_server):
+    # The fresh-user report: the worker was down at Monday 08:00 of W50; at 09:00 the
+    # operator built an issue, which was labelled W51 and took every item; the worker
+    # started at 09:30, caught up W50, found no new items and nobody got a digest.
+    _start_service(session)
+    clock.freeze(MONDAY_W50 + timedelta(hours=1))
+    with app.app_context():
+        built = runner.invoke(args=["digest", "build"], catch_exceptions=False)
+    assert "Issue #1 for 2026-W50 built" in built.output, built.output
+
+    clock.freeze(MONDAY_W50 + timedelta(hours=1, minutes=30))
+    decision = schedule.catch_up(app, schedule.build_scheduler(app))
+    assert decision == schedule.CatchUp("run", "2026-W50", MONDAY_W50)
+    schedule.weekly_digest_job(app)  # what the scheduler runs at once after a "run"
+
+    assert _recipients(smtp_server) == READERS
+    session.expire_all()
+    issue = session.scalars(select(Issue)).one()
+    assert (issue.period, issue.status) == ("2026-W50", IssueStatus.SENT)
+    assert _events(session) == []
+
+
+def test_a_build_past_the_grace_of_a_missed_run_is_next_weeks(app, session):
+    _start_service(session)
+    clock.freeze(MONDAY_W50 + timedelta(hours=6, seconds=1))  # MAILER_MISFIRE_GRACE: 6 h
+    assert schedule.build_period(session, app.config, clock.now()) == "2026-W51"
+
+
+def test_the_weekly_run_does_not_send_a_draft_with_preflight_errors(
+    app, session, runner, smtp_server
+):
+    _start_service(session)
+    clock.freeze(WEDNESDAY_W49)
+    with app.app_context():
+        result = runner.invoke(args=["digest", "build"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    draft = session.scalars(select(Issue)).one()
+    draft.html = draft.html.replace("</body>", '<a href="javascript:alert(1)">x</a></body>')
+    session.commit()
+
+    clock.freeze(MONDAY_W50)
+    schedule.weekly_digest_job(app)
+    schedule.weekly_digest_job(app)  # a re-fired run records it once
+
+    assert smtp_server.received == []
+    session.expire_all()
+    assert session.get(Issue, draft.id).status == IssueStatus.DRAFT
+    ((kind, message),) = _events(session)
+    assert kind == "preflight_blocked"
+    assert message.startswith(
+        "2026-W50: issue #1 was not sent at the weekly run: the preflight check found "
+        "errors: [unsafe-uri] javascript: URI in the HTML: javascript:alert(1)."
+    )

@@ -5,18 +5,24 @@ bad setting stops ``create_app`` with a ConfigError, and ``wsgi.py`` (what ``fla
 and gunicorn load) prints it as ``Error: ...`` and exits with status 4.
 """
 
+import importlib.util
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from config import Config, ConfigError, database_url
+from config import Config, ConfigError, database_url, without_password
 from mailer import create_app
 from mailer.cli.errors import unreachable_database_message
+from mailer.delivery import dkim
 from mailer.extensions import db
 from mailer.models import AdminUser
 from tests.support.smtpd import free_port
@@ -24,6 +30,8 @@ from tests.support.smtpd import free_port
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_KEY = "k" * 32
 HANG_GUARD = 120  # seconds; only stops a hung process, never a timing assertion
+# The storages whose client library is installed here (redis is in requirements.txt).
+USABLE_STORAGES = "memory, redis, redis+cluster, redis+sentinel, redis+unix, rediss"
 FORMS = (
     "sqlite:////absolute/path/mailer.sqlite3 or postgresql+psycopg://USER:PASSWORD@HOST:5432/NAME"
 )
@@ -182,6 +190,59 @@ def test_production_accepts_a_32_character_key_and_debug_a_short_one(production_
     assert create_app(Config).config["SECRET_KEY"] == "short"
 
 
+@pytest.mark.nodb
+@pytest.mark.parametrize("key", [" " * 40, "\t" * 33, " \n " * 20])
+def test_production_refuses_a_blank_secret_key(production_env, key):
+    production_env.setenv("SECRET_KEY", key)
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == (
+        "SECRET_KEY is blank (only whitespace). Make one with: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    )
+
+
+@pytest.mark.nodb
+def test_production_does_not_count_whitespace_around_a_secret_key(production_env):
+    production_env.setenv("SECRET_KEY", "k" * 20 + " " * 20)
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == (
+        "SECRET_KEY has 20 characters (not counting the whitespace around it); production needs "
+        "at least 32. Make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    )
+    # A good key read from a file with its newline still starts, and is used as given.
+    production_env.setenv("SECRET_KEY", GOOD_KEY + "\n")
+    assert create_app(Config).config["SECRET_KEY"] == GOOD_KEY + "\n"
+
+
+# --- float settings: finite only ---------------------------------------------------------------
+
+FLOAT_SETTINGS = re.findall(r'env_float\(\s*"(\w+)"', (ROOT / "config.py").read_text())
+
+
+def test_the_float_settings_are_found_in_config_py():
+    assert {"MAILER_SEND_RATE", "MAILER_SMTP_TIMEOUT", "MAILER_DNS_TIMEOUT"} <= set(FLOAT_SETTINGS)
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "Infinity", " NaN "])
+def test_every_float_setting_refuses_values_that_are_not_finite(production_env, name, value):
+    # MAILER_SEND_RATE=inf (or nan, which no range check refuses) sent without any limit.
+    production_env.setenv(name, value)
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == f"{name} must be a finite number, got {value!r}"
+
+
+@pytest.mark.nodb
+def test_a_finite_send_rate_is_kept(production_env):
+    production_env.setenv("MAILER_SEND_RATE", "12.5")
+    rate = create_app(Config).config["MAILER_SEND_RATE"]
+    assert rate == 12.5 and math.isfinite(rate)
+
+
 # --- rate limits and their storage ------------------------------------------------------------
 
 LIMIT_USAGE = "(use AMOUNT/UNIT, several joined by ';', e.g. '10/minute;100/day')"
@@ -226,23 +287,45 @@ def test_an_unknown_rate_limit_storage_scheme_is_refused_in_one_line(production_
         create_app(Config)
     assert str(excinfo.value) == (
         "RATELIMIT_STORAGE_URI: unknown storage scheme 'bogus' in 'bogus://x' (use memory:// "
-        "or redis://HOST:6379/0; known schemes: memcached, memory, mongodb, mongodb+srv, redis, "
-        "redis+cluster, redis+sentinel, redis+unix, rediss, valkey, valkey+cluster, "
-        "valkey+sentinel, valkey+unix, valkeys)"
+        f"or redis://HOST:6379/0; usable schemes: {USABLE_STORAGES})"
     )
 
 
 @pytest.mark.nodb
-def test_a_rate_limit_storage_without_its_library_is_refused_naming_the_setting(production_env):
-    import importlib.util
-
-    assert importlib.util.find_spec("pymemcache") is None, "this test needs pymemcache absent"
-    production_env.setenv("RATELIMIT_STORAGE_URI", "memcached://127.0.0.1:11211")
+@pytest.mark.parametrize(
+    ("uri", "package"),
+    [
+        ("memcached://127.0.0.1:11211", "pymemcache"),
+        ("mongodb://127.0.0.1", "pymongo"),
+        ("mongodb+srv://u:s3cret@db.example.com", "pymongo"),
+        ("valkey://127.0.0.1:6379/0", "valkey"),
+    ],
+)
+def test_a_rate_limit_storage_without_its_library_is_refused_naming_the_package(
+    production_env, uri, package
+):
+    assert importlib.util.find_spec(package) is None, f"this test needs {package} absent"
+    production_env.setenv("RATELIMIT_STORAGE_URI", uri)
     with pytest.raises(ConfigError) as excinfo:
         create_app(Config)
-    assert str(excinfo.value).startswith(
-        "RATELIMIT_STORAGE_URI: 'memcached://127.0.0.1:11211': 'pymemcache' prerequisite not "
-        "available."
+    scheme = uri.split("://")[0]
+    assert str(excinfo.value) == (
+        f"RATELIMIT_STORAGE_URI: storage scheme {scheme!r} in {without_password(uri)!r} needs "
+        f"the Python package {package}, which is not installed (install it, or use one of the "
+        f"usable schemes: {USABLE_STORAGES})"
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.nodb
+def test_a_storage_without_its_library_prints_one_line_and_no_ignored_exception(tmp_path):
+    # Flask-Limiter used to build a half-made MongoDBStorage whose __del__ then failed.
+    result = _flask(tmp_path, "db", "upgrade", RATELIMIT_STORAGE_URI="mongodb://127.0.0.1")
+    assert result.returncode == 4, result.stderr
+    assert result.stderr == (
+        "Error: RATELIMIT_STORAGE_URI: storage scheme 'mongodb' in 'mongodb://127.0.0.1' needs "
+        "the Python package pymongo, which is not installed (install it, or use one of the "
+        f"usable schemes: {USABLE_STORAGES})\n"
     )
 
 
@@ -316,6 +399,122 @@ def test_settings_of_the_mail_and_the_schedule_are_checked_at_start(
 def test_one_address_with_or_without_a_display_name_is_a_good_mailer_from(production_env, value):
     production_env.setenv("MAILER_FROM", value)
     assert create_app(Config).config["MAILER_FROM"] == value
+
+
+# --- DKIM: the key is loaded at start, not first by the sender ------------------------------
+
+DKIM_NAMES = ("MAILER_DKIM_DOMAIN", "MAILER_DKIM_SELECTOR", "MAILER_DKIM_PRIVATE_KEY")
+
+
+@pytest.fixture(scope="module")
+def dkim_key(tmp_path_factory) -> Path:
+    """A 2048-bit RSA key written the way `dkim keygen` writes it."""
+    path = tmp_path_factory.mktemp("dkim") / "mail.pem"
+    dkim.write_private_key(path, dkim.generate_private_key())
+    return path
+
+
+def _dkim_env(env, key: str) -> None:
+    env.setenv("MAILER_DKIM_DOMAIN", "example.com")
+    env.setenv("MAILER_DKIM_SELECTOR", "mail2026")
+    env.setenv("MAILER_DKIM_PRIVATE_KEY", key)
+
+
+@pytest.mark.nodb
+def test_a_dkim_key_that_cannot_be_read_is_refused_at_start(production_env, tmp_path):
+    _dkim_env(production_env, str(tmp_path / "nonexistent.pem"))
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == (
+        f"MAILER_DKIM_PRIVATE_KEY: cannot read {tmp_path / 'nonexistent.pem'}: "
+        "No such file or directory"
+    )
+    _dkim_env(production_env, str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^MAILER_DKIM_PRIVATE_KEY: cannot read .*directory"):
+        create_app(Config)
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"hello", r"^MAILER_DKIM_PRIVATE_KEY is not an unencrypted PEM key: "),
+        (b"", r"^MAILER_DKIM_PRIVATE_KEY is not an unencrypted PEM key: "),
+    ],
+)
+def test_a_dkim_key_file_without_a_key_is_refused_at_start(
+    production_env, tmp_path, content, message
+):
+    path = tmp_path / "dkim.pem"
+    path.write_bytes(content)
+    _dkim_env(production_env, str(path))
+    with pytest.raises(ConfigError, match=message):
+        create_app(Config)
+
+
+@pytest.mark.nodb
+def test_a_dkim_key_that_is_not_rsa_is_refused_at_start(production_env, tmp_path):
+    # dkimpy signs rsa-sha256 here; an EC key would fail on the first mail.
+    path = tmp_path / "ec.pem"
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    dkim.write_private_key(path, pem)
+    _dkim_env(production_env, str(path))
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == "MAILER_DKIM_PRIVATE_KEY must be an RSA key (rsa-sha256)"
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(
+    "unset",
+    [
+        ("MAILER_DKIM_SELECTOR",),
+        ("MAILER_DKIM_PRIVATE_KEY",),
+        ("MAILER_DKIM_DOMAIN", "MAILER_DKIM_SELECTOR"),
+        ("MAILER_DKIM_SELECTOR", "MAILER_DKIM_PRIVATE_KEY"),
+    ],
+)
+def test_some_but_not_all_dkim_settings_are_refused_naming_the_missing(
+    production_env, dkim_key, unset
+):
+    # DKIM is on when the three are set (README); two of three is a mistake, never "off".
+    _dkim_env(production_env, str(dkim_key))
+    for name in unset:
+        production_env.setenv(name, "")
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    assert str(excinfo.value) == (
+        "DKIM needs all three of MAILER_DKIM_DOMAIN, MAILER_DKIM_SELECTOR and "
+        f"MAILER_DKIM_PRIVATE_KEY (a PEM file), {' and '.join(unset)} not set; set them all "
+        "or none"
+    )
+
+
+@pytest.mark.nodb
+def test_a_good_dkim_key_or_no_dkim_at_all_starts(production_env, dkim_key):
+    for name in DKIM_NAMES:
+        production_env.delenv(name, raising=False)
+    assert create_app(Config).config["MAILER_DKIM_DOMAIN"] == ""
+    _dkim_env(production_env, str(dkim_key))
+    assert create_app(Config).config["MAILER_DKIM_PRIVATE_KEY"] == str(dkim_key)
+
+
+@pytest.mark.e2e
+@pytest.mark.nodb
+@pytest.mark.parametrize("command", [["send-pending"], ["subscribers", "list"]])
+def test_a_missing_dkim_key_stops_every_command_in_one_line(tmp_path, command):
+    result = _flask(
+        tmp_path,
+        *command,
+        MAILER_DKIM_DOMAIN="example.com",
+        MAILER_DKIM_SELECTOR="mail2026",
+        MAILER_DKIM_PRIVATE_KEY="/nonexistent.pem",
+    )
+    assert result.returncode == 4, result.stderr
+    assert result.stderr == (
+        "Error: MAILER_DKIM_PRIVATE_KEY: cannot read /nonexistent.pem: No such file or directory\n"
+    )
 
 
 # --- MAILER_BASE_URL ---------------------------------------------------------------------------
@@ -421,9 +620,7 @@ def test_debug_accepts_a_plain_http_base_url_of_any_host(production_env):
         (
             {"RATELIMIT_STORAGE_URI": "bogus://x"},
             "RATELIMIT_STORAGE_URI: unknown storage scheme 'bogus' in 'bogus://x' (use "
-            "memory:// or redis://HOST:6379/0; known schemes: memcached, memory, mongodb, "
-            "mongodb+srv, redis, redis+cluster, redis+sentinel, redis+unix, rediss, valkey, "
-            "valkey+cluster, valkey+sentinel, valkey+unix, valkeys)",
+            f"memory:// or redis://HOST:6379/0; usable schemes: {USABLE_STORAGES})",
         ),
     ],
 )

@@ -76,11 +76,16 @@ def scheduled_send(issue: Issue) -> tuple[datetime | None, str | None]:
     """Return (when the weekly run sends ``issue``, None), or (None, the settings error).
 
     That is the run of ``issue``'s period or, when that week is done or past, the run
-    of the period a build now gets (``scheduler.run_time_of``).
+    of the period a build now gets (``scheduler.run_time_of``); a run no worker made yet,
+    still within MAILER_MISFIRE_GRACE (``scheduler.pending_catch_up``), for its own issue.
     """
     config = current_app.config
     try:
-        return scheduler.run_time_of(config, clock.now(), max(issue.period, build_period())), None
+        now = clock.now()
+        owed = scheduler.pending_catch_up(db.session, config, now)
+        if owed is not None and issue.period <= build_period():
+            return owed, None  # the missed run, which a worker starting now catches up
+        return scheduler.run_time_of(config, now, max(issue.period, build_period())), None
     except (ValueError, LookupError) as exc:  # LookupError: an unknown time zone name
         return None, str(exc)
 

@@ -7,7 +7,7 @@ from flask.cli import with_appcontext
 
 from .. import MAX_ISSUE_NUMBER
 from ..delivery import engine, queue
-from ..delivery.errors import InvalidTransition, NothingToSend
+from ..delivery.errors import InvalidTransition, NothingToSend, PreflightFailed
 from ..extensions import db
 from ..models import IssueStatus
 
@@ -41,10 +41,20 @@ def digest_send_command(number: int | None):
     """Send issue NUMBER (default: the newest draft, sending or paused issue) and wait.
 
     A draft is queued for every confirmed subscriber and started, a paused issue resumed.
-    Shows a progress bar; exits with status 1 when the issue ends paused or with failures.
+    A draft whose preflight check finds errors is not started (as the admin's "Send now"):
+    the errors are printed, one a line, and the status is 1. Shows a progress bar; exits
+    with status 1 when the issue ends paused, cancelled or with failures.
     """
     try:
-        issue, queued = engine.start_issue(db.session, number)
+        issue, queued = engine.start_issue(db.session, number, config=current_app.config)
+    except PreflightFailed as exc:
+        # Like the admin's "Send now": fix the issue and rebuild it first.
+        _fail(
+            [
+                f"issue #{exc.number} not sent: preflight error [{f.code}] {f.message}"
+                for f in exc.errors
+            ]
+        )
     except NothingToSend as exc:
         if number is not None:  # the operator named an issue that is not there: an error
             raise click.ClickException(f"cannot send: {exc}") from exc
@@ -108,6 +118,8 @@ def _report(number: int, summary: engine.SendSummary) -> None:
     _echo_leases(summary, number)
     if status == IssueStatus.PAUSED:
         problems.append(f"issue #{number} is paused: {_reason(number)}")
+    if status == IssueStatus.CANCELLED:  # it did not reach everyone either
+        problems.append(f"issue #{number} was cancelled during the send: {_reason(number)}")
     if counts["failed"]:
         problems.append(
             f"{counts['failed']} deliveries failed (replies on the admin page of issue "

@@ -97,9 +97,16 @@ def signer_from_config(config: Mapping) -> DkimSigner | None:
     if not (domain or selector or key_path):
         return None
     if not (domain and selector and key_path):
+        # Never quietly unsigned: an operator who set two of the three meant to sign.
+        settings = {
+            "MAILER_DKIM_DOMAIN": domain,
+            "MAILER_DKIM_SELECTOR": selector,
+            "MAILER_DKIM_PRIVATE_KEY": key_path,
+        }
+        missing = " and ".join(name for name, value in settings.items() if not value)
         raise DkimConfigError(
-            "DKIM needs all three of MAILER_DKIM_DOMAIN, MAILER_DKIM_SELECTOR and "
-            "MAILER_DKIM_PRIVATE_KEY (a PEM file); set them all or none"
+            f"DKIM needs all three of MAILER_DKIM_DOMAIN, MAILER_DKIM_SELECTOR and "
+            f"MAILER_DKIM_PRIVATE_KEY (a PEM file), {missing} not set; set them all or none"
         )
     pem = read_private_key(key_path)
     _checked_bits(pem)

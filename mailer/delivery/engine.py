@@ -10,18 +10,19 @@ they split the work through the claims (:mod:`.claim`).
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from flask import Flask
 from sqlalchemy import func, select
 
 from .. import clock
+from ..digest import preflight
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
 from ..subscriptions.service import compose_confirmations, process_signup_requests
 from . import claim, mime, queue, runner, transactional
-from .errors import InvalidTransition, NothingToSend
+from .errors import InvalidTransition, NothingToSend, PreflightFailed
 from .sender import Tally
 from .states import change_issue_status
 
@@ -126,11 +127,17 @@ def issue_by_number(session, number: int) -> Issue | None:
     return session.scalars(select(Issue).where(Issue.number == number)).first()
 
 
-def start_issue(session, number: int | None = None) -> tuple[Issue, int]:
+def start_issue(
+    session, number: int | None = None, *, config: Mapping | None = None
+) -> tuple[Issue, int]:
     """Get issue ``number`` (default: the newest draft, sending or paused one) going.
 
     A draft is enqueued (one INSERT ... SELECT) and started; a paused issue is resumed; a
     sending one is left as it is; a sent one is returned unchanged (nothing to do). Commits.
+    With ``config`` (the app config), a draft is first checked as the admin's "Send now"
+    checks it (``digest.preflight.check_issue``, SpamAssassin included): any error blocks
+    the start (README, "Before a send"). Resuming or continuing a started issue is not
+    checked again: its deliveries are already queued.
 
     Returns:
         (the issue, the number of deliveries queued now).
@@ -138,6 +145,8 @@ def start_issue(session, number: int | None = None) -> tuple[Issue, int]:
     Raises:
         NothingToSend: no issue has that number, or none is draft, sending or paused.
         InvalidTransition: the issue was cancelled, or changed status meanwhile.
+        PreflightFailed: with ``config``, the draft's preflight reports errors; nothing
+            was changed.
     """
     query = select(Issue)
     if number is None:
@@ -153,6 +162,10 @@ def start_issue(session, number: int | None = None) -> tuple[Issue, int]:
             else "no issue is waiting to be sent (build one with `flask digest build`)"
         )
     queued = 0
+    if issue.status == IssueStatus.DRAFT and config is not None:
+        errors = [f for f in preflight.check_issue(issue, config) if f.level == "error"]
+        if errors:
+            raise PreflightFailed(issue.number, errors)
     if issue.status == IssueStatus.DRAFT:
         queued = queue.enqueue_issue(session, issue)
         change_issue_status(session, issue, "start")

@@ -13,6 +13,23 @@ class NothingToSend(DeliveryError):
     """No issue matches a send request (wrong number, or none is draft/sending/paused)."""
 
 
+class PreflightFailed(DeliveryError):
+    """A draft was not started: its preflight check (``digest.preflight``) reports errors.
+
+    Attributes:
+        number: the issue's number.
+        errors: the error findings (``preflight.Finding``), in the order the check gave them.
+    """
+
+    def __init__(self, number: int, errors: list):
+        super().__init__(
+            f"issue #{number} was not sent: the preflight check found errors: "
+            + "; ".join(f"[{f.code}] {f.message}" for f in errors)
+        )
+        self.number = number
+        self.errors = errors
+
+
 class RelayError(DeliveryError, ConnectionError):
     """The relay could not take a message: connection refused, dropped or timed out, a 421
     "service closing", or the envelope sender refused.
