@@ -9,6 +9,7 @@ import importlib.util
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -53,6 +54,9 @@ def _in_range(name: str, value: float, minimum: float | None, maximum: float | N
         raise ConfigError(f"{name} must be at most {maximum}, got {value}")
 
 
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
 def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``name`` as an int within [minimum, maximum].
 
@@ -60,10 +64,11 @@ def env_int(name: str, default: int, minimum: int | None = None, maximum: int | 
         ConfigError: the value is not a whole number or is out of range; the message names it.
     """
     raw = env_str(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+    # Plain ASCII digits with an optional sign (blanks around them ignored, as int() does):
+    # int() would also take "５" (full-width) and "1_000", which no operator means.
+    if not _WHOLE_NUMBER.fullmatch(raw.strip()):
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    value = int(raw)
     _in_range(name, value, minimum, maximum)
     return value
 

@@ -86,8 +86,11 @@ def digest_time(value: str) -> tuple[int, int]:
     Raises:
         ValueError: naming MAILER_DIGEST_TIME, when it is not HH:MM with a valid hour/minute.
     """
-    hour_text, sep, minute_text = str(value).strip().partition(":")
-    if sep and hour_text.isdigit() and minute_text.isdigit() and len(minute_text) == 2:
+    text = str(value).strip()
+    hour_text, sep, minute_text = text.partition(":")
+    # ASCII digits only: str.isdigit() also takes "０８" (full-width) and "²".
+    digits = text.isascii() and hour_text.isdigit() and minute_text.isdigit()
+    if sep and digits and len(minute_text) == 2:
         hour, minute = int(hour_text), int(minute_text)
         if hour < 24 and minute < 60:
             return hour, minute

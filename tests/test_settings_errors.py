@@ -694,3 +694,31 @@ def test_create_admin_keeps_spaces_inside_a_password(runner, session):
     result = runner.invoke(args=["create-admin", "boss@example.com"], input="twelve chars here\n")
     assert result.exit_code == 0, result.output
     assert session.query(AdminUser).count() == 1
+
+
+# --- numbers written with other digits --------------------------------------------------------
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize("value", ["５８７", "5_87", "٥٨٧", "587.0", "0x24b"])
+def test_whole_number_settings_take_ascii_digits_only(production_env, value):
+    production_env.setenv("MAILER_SMTP_PORT", value)
+    with pytest.raises(
+        ConfigError, match=f"MAILER_SMTP_PORT must be a whole number, got '{value}'"
+    ):
+        create_app()
+
+
+@pytest.mark.nodb
+def test_a_whole_number_with_blanks_around_it_is_read(production_env, tmp_path):
+    production_env.setenv("MAILER_SMTP_PORT", " 2525 ")
+    assert create_app().config["MAILER_SMTP_PORT"] == 2525
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize("value", ["０８:００", "08:０0", "²:00"])
+def test_the_digest_time_takes_ascii_digits_only(production_env, value):
+    production_env.setenv("MAILER_DIGEST_TIME", value)
+    message = f"MAILER_DIGEST_TIME must be HH:MM (24-hour clock), got '{value}'"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        create_app()
