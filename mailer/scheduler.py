@@ -13,7 +13,7 @@ seconds instead of APScheduler's default of one second):
   APScheduler as a name: APScheduler 3 reads crontab day numbers with Monday as 0, one off
   from crontab's Sunday 0). See :func:`weekly_digest_job`.
 - ``feed-refresh``: refresh every feed (every MAILER_FEED_REFRESH_MINUTES, first at start).
-- ``sender-loop``: drain due deliveries and transactional mails (every MAILER_SENDER_INTERVAL s).
+- ``sender-loop``: drain due digest deliveries (every MAILER_SENDER_INTERVAL s).
 - ``signups``: turn stored signup requests into subscribers, then build and send the
   confirmation mails (every MAILER_SENDER_INTERVAL s; a job of its own so that a long digest
   send, which holds ``sender-loop``, never delays a confirmation mail).
@@ -325,8 +325,14 @@ def _record_missed_week(session: Session, period: str, scheduled: datetime, now:
         f"{advice}"
     )
     log.warning("missed week: %s", message)
-    if not _has_event(session, "missed_week", period):
-        session.add(JobEvent(kind="missed_week", message=message))
+    _record_once(session, "missed_week", period, message)
+
+
+def _record_once(session: Session, kind: str, period: str, message: str) -> None:
+    # One event of a kind per period for the dashboard, however often a run repeats; the
+    # message must lead with the period (what _has_event looks for).
+    if not _has_event(session, kind, period):
+        session.add(JobEvent(kind=kind, message=message))
 
 
 def _has_event(session: Session, kind: str, period: str) -> bool:
@@ -395,7 +401,7 @@ def weekly_digest_job(app: Flask) -> None:
             queued,
             period,
         )
-    _log_summary(send_pending(app, issue_number=number), _logged_leases(app))
+    _log_summary(send_pending(app, issue_number=number, transactional=False), _logged_leases(app))
 
 
 def draft_to_send(session: Session, up_to: str | None = None) -> Issue | None:
@@ -449,9 +455,8 @@ def _issue_to_start(session: Session, period: str) -> Issue | None:
         chosen = build_issue(session, period=period)
         if chosen is None:
             log.info("weekly digest: no new items for %s, so no issue", period)
-            if not _has_event(session, "empty_week", period):
-                message = f"{period}: no new items at the weekly run, so no issue was built."
-                session.add(JobEvent(kind="empty_week", message=message))
+            message = f"{period}: no new items at the weekly run, so no issue was built."
+            _record_once(session, "empty_week", period, message)
             return None
         if chosen.status != IssueStatus.DRAFT:  # another worker built and started it
             log.info("weekly digest: issue %s of %s is %s", chosen.number, period, chosen.status)
@@ -471,8 +476,7 @@ def _record_preflight_blocked(session: Session, period: str, failure: PreflightF
         f'them), then send it with "Send now" or `flask --app wsgi digest send {number}`.'
     )
     log.warning("weekly digest: %s", message)
-    if not _has_event(session, "preflight_blocked", period):
-        session.add(JobEvent(kind="preflight_blocked", message=message))
+    _record_once(session, "preflight_blocked", period, message)
 
 
 def _record_sent_draft(session: Session, period: str, draft: Issue) -> None:
@@ -496,8 +500,7 @@ def _record_older_drafts(session: Session, period: str, chosen: Issue, older: li
         f"next issue)."
     )
     log.warning("weekly digest: %s", message)
-    if not _has_event(session, "older_drafts", period):
-        session.add(JobEvent(kind="older_drafts", message=message))
+    _record_once(session, "older_drafts", period, message)
 
 
 def feed_refresh_job(app: Flask) -> None:
@@ -513,8 +516,8 @@ def feed_refresh_job(app: Flask) -> None:
 
 
 def sender_job(app: Flask) -> None:
-    """Send what is due: queued and deferred deliveries and transactional mails."""
-    _log_summary(send_pending(app), _logged_leases(app))
+    """Send the due digest deliveries, queued and deferred (signups job: the rest)."""
+    _log_summary(send_pending(app, transactional=False), _logged_leases(app))
 
 
 def _logged_leases(app: Flask) -> dict:

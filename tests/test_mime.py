@@ -14,10 +14,10 @@ import pytest
 
 from mailer import create_app
 from mailer.delivery import mime
-from mailer.delivery.mime_body import Base64Template, BodyTemplate, dot_stuff_lines
+from mailer.delivery.mime_body import Base64Template, BodyTemplate
 from mailer.delivery.mime_build import POLICY
-from mailer.delivery.mime_compiled import smtp_data
 from mailer.delivery.mime_headers import HeaderValueError
+from mailer.delivery.smtp import data_bytes, dot_stuff
 from mailer.digest.render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
 from mailer.models import Issue
 from mailer.templating import RenderedMail, render_mail
@@ -345,7 +345,7 @@ def test_body_templates_dot_stuff_exactly_like_stuffing_the_whole_body(template)
         }
         stuffed: list[bytes] = []
         compiled.extend(stuffed, values, stuffed=True)
-        assert b"".join(stuffed) == dot_stuff_lines(compiled.render(values)), (text, values)
+        assert b"".join(stuffed) == dot_stuff(compiled.render(values)), (text, values)
 
 
 @pytest.mark.parametrize("issue_factory", [japanese_issue, ascii_issue])
@@ -358,5 +358,5 @@ def test_personalised_data_parts_are_the_dot_stuffed_full_build(config, issue_fa
         url = unsubscribe_url(subscriber_id)
         full = mime.build_message(issue, subscriber_id, email, url, config)
         parts = compiled.personalise_parts(subscriber_id, email, url)
-        assert b"".join(parts) == smtp_data(full)
+        assert b"".join(parts) == data_bytes(full)
         assert b"".join(parts).endswith(b"\r\n.\r\n")

@@ -77,7 +77,7 @@ def send_now(number: int):
     issue = _get_issue(number)
     if issue is None:
         return _not_found(number)
-    errors = [f for f in preflight.check_issue(issue, current_app.config) if f.level == "error"]
+    errors = preflight.blocking_errors(issue, current_app.config)
     if errors:
         flash("Not sent: the preflight check found errors. " + errors[0].message, "error")
         return redirect(back_to(issue))

@@ -82,7 +82,11 @@ ProgressCallback = Callable[[SendProgress], None]
 
 
 def send_pending(
-    app: Flask, *, issue_number: int | None = None, progress: ProgressCallback | None = None
+    app: Flask,
+    *,
+    issue_number: int | None = None,
+    progress: ProgressCallback | None = None,
+    transactional: bool = True,
 ) -> SendSummary:
     """Send the transactional mails and digest deliveries that are due now, once.
 
@@ -91,6 +95,9 @@ def send_pending(
         issue_number: only this issue's deliveries (it must be sending); None for every
             issue that is sending.
         progress: called every fraction of a second with a :class:`SendProgress`.
+        transactional: also handle stored signups and transactional mail first
+            (:func:`send_transactional`); the worker's jobs pass False, since its signups
+            job does that every few seconds on its own.
 
     Returns:
         A :class:`SendSummary`; ``busy=True`` (and nothing done) when another call is
@@ -106,7 +113,7 @@ def send_pending(
     started = time.monotonic()
     try:
         with app.app_context():
-            summary = _drain(app, issue_number, progress)
+            summary = _drain(app, issue_number, progress, transactional)
     finally:
         _running.release()
     summary.elapsed = time.monotonic() - started
@@ -163,7 +170,7 @@ def start_issue(
         )
     queued = 0
     if issue.status == IssueStatus.DRAFT and config is not None:
-        errors = [f for f in preflight.check_issue(issue, config) if f.level == "error"]
+        errors = preflight.blocking_errors(issue, config)
         if errors:
             raise PreflightFailed(issue.number, errors)
     if issue.status == IssueStatus.DRAFT:
@@ -215,9 +222,9 @@ def _transactional(app: Flask) -> transactional.TransactionalTally:
     return transactional.send_due(db.engine, app.config)
 
 
-def _drain(app: Flask, issue_number: int | None, progress) -> SendSummary:
+def _drain(app: Flask, issue_number: int | None, progress, transactional: bool) -> SendSummary:
     summary = SendSummary()
-    mails = send_transactional(app)
+    mails = send_transactional(app) if transactional else None
     if mails is not None:
         summary.transactional_sent += mails.sent
         summary.transactional_deferred += mails.deferred

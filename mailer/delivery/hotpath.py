@@ -148,11 +148,6 @@ class HotPath:
         else:
             self.cursor.executemany(self._mark_sent.sql, marks)
 
-    @property
-    def unflushed(self) -> int:
-        """Sent marks noted and not yet written."""
-        return len(self._sent)
-
     def close(self) -> None:
         """Write what is noted, put the session settings back (the connection returns to
         the pool); close."""

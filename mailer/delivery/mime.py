@@ -24,7 +24,7 @@ Choices, and why:
 - Dot-stuffing (RFC 5321 §4.5.2): ``personalise`` returns the message as signed;
   ``CompiledIssue.personalise_parts`` gives it dot-stuffed and terminated for the sender,
   which writes DATA itself, with the fixed pieces stuffed once per issue;
-  :func:`smtp_data` does the same for a whole message.
+  ``smtp.data_parts`` does the same for a whole message.
 """
 
 import html
@@ -36,7 +36,7 @@ from . import mime_headers as hdr
 from .dkim import DkimSigner, signer_from_config
 from .mime_body import choose_cte
 from .mime_build import assemble
-from .mime_compiled import MARKERS, CompiledIssue, smtp_data
+from .mime_compiled import MARKERS, CompiledIssue
 from .mime_headers import message_id
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "build_transactional",
     "compile_issue",
     "message_id",
-    "smtp_data",
 ]
 
 TEST_TOKEN = "test"  # {base}/unsubscribe/test: the subscriptions room's invalid-link page

@@ -29,16 +29,11 @@ import re
 from collections.abc import Mapping
 from email.quoprimime import _QUOPRI_BODY_ENCODE_MAP, body_encode
 
+from .smtp import dot_stuff
+
 # RFC 2045 §6.7 (5): encoded lines are at most 76 characters long.
 QP_LINE_LENGTH = 76
 CRLF = "\r\n"
-
-
-def dot_stuff_lines(data: bytes) -> bytes:
-    """Return ``data``, which starts at a line start, with a dot doubled at each line start
-    (RFC 5321 §4.5.2 transparency)."""
-    stuffed = data.replace(b"\r\n.", b"\r\n..")
-    return b"." + stuffed if stuffed[:1] == b"." else stuffed
 
 
 def escape(text: str) -> str:
@@ -180,7 +175,7 @@ class BodyTemplate:
         self._flush(static)
         # Every chunk starts at a line start, so each can be dot-stuffed on its own, once.
         self.stuffed_chunks = [
-            dot_stuff_lines(chunk) if chunk.__class__ is bytes else chunk for chunk in self.chunks
+            dot_stuff(chunk) if chunk.__class__ is bytes else chunk for chunk in self.chunks
         ]
 
     def _flush(self, static: list[str]) -> None:
@@ -204,7 +199,7 @@ class BodyTemplate:
             if chunk.__class__ is bytes:
                 out.append(chunk)
             elif stuffed:
-                out.append(dot_stuff_lines(chunk.render(escaped)))
+                out.append(dot_stuff(chunk.render(escaped)))
             else:
                 out.append(chunk.render(escaped))
 

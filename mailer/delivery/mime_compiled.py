@@ -14,6 +14,7 @@ from . import mime_headers as hdr
 from .dkim import DkimSigner
 from .mime_body import body_template
 from .mime_build import assemble
+from .smtp import data_parts
 
 MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER)
 
@@ -69,7 +70,7 @@ class CompiledIssue:
             mime_headers.HeaderValueError: as :meth:`personalise`.
         """
         if self.signer is not None:
-            return [smtp_data(self.personalise(subscriber_id, email, unsubscribe_url))]
+            return data_parts(self.personalise(subscriber_id, email, unsubscribe_url))
         parts = self._pieces_for(subscriber_id, email, unsubscribe_url, True)
         parts.append(b".\r\n" if parts[-1].endswith(b"\r\n") else b"\r\n.\r\n")
         return parts
@@ -106,16 +107,6 @@ class CompiledIssue:
     def personalise_smtp_data(self, subscriber_id: int, email: str, unsubscribe_url: str):
         """Return :meth:`personalise_parts` joined into one bytes object."""
         return b"".join(self.personalise_parts(subscriber_id, email, unsubscribe_url))
-
-
-def smtp_data(message: bytes) -> bytes:
-    """Return ``message`` (CRLF line ends) dot-stuffed and terminated for the DATA command."""
-    stuffed = message.replace(b"\r\n.", b"\r\n..")
-    if stuffed.startswith(b"."):
-        stuffed = b"." + stuffed
-    if not stuffed.endswith(b"\r\n"):
-        stuffed += b"\r\n"
-    return stuffed + b".\r\n"
 
 
 def _skeleton(issue, config, text_cte: str, html_cte: str) -> list[bytes | str]:

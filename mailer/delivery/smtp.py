@@ -27,13 +27,22 @@ def _local_hostname() -> str:
     return socket.gethostname() or "localhost"
 
 
+def dot_stuff(data: bytes) -> bytes:
+    """Return ``data`` with a dot doubled at the start of every line (RFC 5321 §4.5.2).
+
+    ``data`` must begin at a line start: a whole message, or a piece of one that begins a
+    line (the compiled digest stuffs its pieces once per issue). No copy when nothing needs
+    stuffing.
+    """
+    if b"\n." in data:
+        data = data.replace(b"\n.", b"\n..")
+    return b"." + data if data[:1] == b"." else data
+
+
 def data_parts(body: bytes) -> list[bytes]:
     """Return ``body`` as DATA content: dot-stuffed and ended by CRLF "." CRLF (RFC 5321
     §4.5.2), as parts to write in order (no copy of the body when it needs no stuffing)."""
-    if body.startswith(b"."):
-        body = b"." + body
-    if b"\n." in body:
-        body = body.replace(b"\n.", b"\n..")
+    body = dot_stuff(body)
     return [body, b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"]
 
 

@@ -101,6 +101,12 @@ def check_issue(issue: Issue, config: Mapping, *, spamassassin: bool = True) -> 
     return sorted(findings, key=lambda finding: finding.level != "error")
 
 
+def blocking_errors(issue: Issue, config: Mapping) -> list[Finding]:
+    """The findings of :func:`check_issue` (SpamAssassin included) that block a send: its
+    errors. Every way of starting a send asks this (README, "Before a send")."""
+    return [finding for finding in check_issue(issue, config) if finding.level == "error"]
+
+
 def check_size(html: str) -> list[Finding]:
     """Decoded HTML over 90 KB warns, over 100 KB errors (Gmail clips at about 102 KB)."""
     size = len(html.encode("utf-8"))
