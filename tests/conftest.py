@@ -8,6 +8,8 @@ run instead of skipping.
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,21 +48,33 @@ def feeds_dir(shared_dir) -> Path:
     return shared_dir / "data" / "feeds"
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    """URL of a PostgreSQL database made for this test session (dropped at the end)."""
-    name = f"mailer_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def scratch_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database named ``PREFIX_<12 hex digits>``; yields its URL.
+
+    Made through ``PG_ADMIN_URL`` and dropped WITH (FORCE) on exit, so connections a test left
+    open do not keep it. Skips (fails under CI=true) when PostgreSQL is not reachable.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001 - any failure means "no PostgreSQL here"
         missing(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a PostgreSQL database made for this test session (dropped at the end)."""
+    with scratch_pg_database("mailer_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +100,16 @@ def database_url(request, tmp_path):
         names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    """A database with no tables at all: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    with scratch_pg_database("mailer_empty") as url:
+        yield url
 
 
 @pytest.fixture

@@ -34,6 +34,28 @@ def kill_group(process) -> None:
     process.communicate()
 
 
+CONNECTIONS = 2  # SMTP connections of the one sender process in the crash tests
+
+
+def _one_sender_issue(app_config: dict, request, subscribers: int) -> tuple:
+    """One sender process with CONNECTIONS connections, batches of 50, and issue 1 started.
+
+    ``subscribers`` confirmed subscribers are added first. Returns (app, smtp_server, emails):
+    the app and SMTP server fixtures and the subscribers' addresses, sorted.
+    """
+    app_config.update(
+        MAILER_SENDER_PROCESSES=1, MAILER_SMTP_CONNECTIONS=CONNECTIONS, MAILER_BATCH_SIZE=50
+    )
+    app = request.getfixturevalue("app")
+    smtp_server = request.getfixturevalue("smtp_server")
+    with app.app_context():
+        emails = many_subscribers(db.session, subscribers)
+        make_issue(db.session)
+        engine.start_issue(db.session, 1)
+        db.session.remove()
+    return app, smtp_server, emails
+
+
 def test_sender_processes_split_the_work(app_config, request):
     app_config["MAILER_SENDER_PROCESSES"] = 2
     app_config["MAILER_SMTP_CONNECTIONS"] = 4
@@ -56,17 +78,7 @@ def test_sender_processes_split_the_work(app_config, request):
 
 
 def test_sigkill_at_several_points_resends_at_most_the_messages_in_flight(app_config, request):
-    connections = 2
-    app_config.update(
-        MAILER_SENDER_PROCESSES=1, MAILER_SMTP_CONNECTIONS=connections, MAILER_BATCH_SIZE=50
-    )
-    app = request.getfixturevalue("app")
-    smtp_server = request.getfixturevalue("smtp_server")
-    with app.app_context():
-        emails = many_subscribers(db.session, 2000)
-        make_issue(db.session)
-        engine.start_issue(db.session, 1)
-        db.session.remove()
+    app, smtp_server, emails = _one_sender_issue(app_config, request, 2000)
     base = clock.now()
     kills = [300, 900, 1500]
     for round_, at in enumerate(kills):
@@ -88,7 +100,7 @@ def test_sigkill_at_several_points_resends_at_most_the_messages_in_flight(app_co
     assert len(counts) == len(emails)
     assert sorted({r.rcpt_tos[0] for r in smtp_server.received}) == emails
     duplicates = sum(n - 1 for n in counts.values())
-    assert duplicates <= len(kills) * connections
+    assert duplicates <= len(kills) * CONNECTIONS
 
 
 @pytest.fixture
@@ -142,17 +154,7 @@ def test_three_workers_on_postgresql_send_each_message_once(pg_app_config, smtp_
 
 
 def test_restart_after_sigkill_releases_the_dead_senders_leases_at_once(app_config, request):
-    connections = 2
-    app_config.update(
-        MAILER_SENDER_PROCESSES=1, MAILER_SMTP_CONNECTIONS=connections, MAILER_BATCH_SIZE=50
-    )
-    app = request.getfixturevalue("app")
-    smtp_server = request.getfixturevalue("smtp_server")
-    with app.app_context():
-        emails = many_subscribers(db.session, 1000)
-        make_issue(db.session)
-        engine.start_issue(db.session, 1)
-        db.session.remove()
+    app, smtp_server, emails = _one_sender_issue(app_config, request, 1000)
     crashed = start_runner(app_config)
     wait_for(lambda: len(smtp_server.received) >= 300, "300 messages", crashed)
     kill_group(crashed)  # its batch stays leased for claim.LEASE
@@ -174,4 +176,4 @@ def test_restart_after_sigkill_releases_the_dead_senders_leases_at_once(app_conf
         db.session.remove()
     counts = Counter(message_ids(smtp_server.received))
     assert sorted({r.rcpt_tos[0] for r in smtp_server.received}) == emails
-    assert sum(n - 1 for n in counts.values()) <= connections
+    assert sum(n - 1 for n in counts.values()) <= CONNECTIONS

@@ -5,40 +5,22 @@ Before, /healthz said ``{"database": "ok"}`` while every signup failed, and a co
 with an 80-line traceback ending "no such table: subscriber" / UndefinedTable.
 """
 
-import uuid
-
 import flask_migrate
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from config import BASE_DIR
 from mailer import create_app
 from mailer.extensions import db
-from tests.conftest import PG_ADMIN_URL, missing
 from tests.test_settings_errors import _flask
 
 UPGRADE = "run `flask --app wsgi db upgrade`"
 HEAD = ScriptDirectory(str(BASE_DIR / "migrations")).get_current_head()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request, tmp_path):
-    """A database with no tables at all: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
-        return
-    name = f"mailer_empty_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means "no PostgreSQL here"
-        missing(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+# empty_database_url (a database with no tables at all, SQLite and PostgreSQL) is in
+# tests/conftest.py, shared with test_migrations.py.
 
 
 @pytest.fixture

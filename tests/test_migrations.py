@@ -1,6 +1,5 @@
 """The Alembic migrations build exactly the schema of mailer/models.py, on SQLite and PostgreSQL."""
 
-import uuid
 import warnings
 
 import flask_migrate
@@ -8,14 +7,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from config import BASE_DIR
 from mailer import create_app
 from mailer.extensions import db
 from mailer.models import Subscriber
-from tests.conftest import PG_ADMIN_URL, missing
 
 # SQLite cannot reflect expression-based indexes (lower(email)), so Alembic skips comparing
 # that one there and says so; the test checks that index by its behaviour instead.
@@ -25,37 +23,24 @@ SQLITE_EXPRESSION_INDEX_WARNINGS = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request, tmp_path):
-    """A database with no tables at all: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrated.sqlite3'}"
-        return
-    name = f"mailer_migrate_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means "no PostgreSQL here"
-        missing(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def _app_at(url: str, tmp_path, revision: str):
+    """Yield an app on the database at ``url`` (no tables yet) upgraded to ``revision``.
+
+    The body of the fixtures below; the app's engine is disposed of when the test is done.
+    """
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "MAILER_INSTANCE_DIR": str(tmp_path)})
+    with app.app_context():
+        flask_migrate.upgrade(revision=revision)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture
 def migrated_app(empty_database_url, tmp_path):
     """An app whose database was brought to the head revision by ``flask db upgrade``."""
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": empty_database_url, "MAILER_INSTANCE_DIR": str(tmp_path)}
-    )
-    with app.app_context():
-        flask_migrate.upgrade()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    yield from _app_at(empty_database_url, tmp_path, "head")
 
 
 def _differences(connection) -> list:
@@ -98,15 +83,7 @@ def test_downgrade_to_base_removes_every_table(migrated_app):
 @pytest.fixture
 def first_release_app(empty_database_url, tmp_path):
     """An app whose database is at revision 0001 (the first release's schema)."""
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": empty_database_url, "MAILER_INSTANCE_DIR": str(tmp_path)}
-    )
-    with app.app_context():
-        flask_migrate.upgrade(revision="0001")
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    yield from _app_at(empty_database_url, tmp_path, "0001")
 
 
 QUEUED_MAIL = text(

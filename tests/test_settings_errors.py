@@ -48,6 +48,19 @@ def production_env(monkeypatch, tmp_path):
     return monkeypatch
 
 
+def refusal(env, **settings: str) -> str:
+    """The message ``create_app(Config)`` refuses to start with once ``settings`` are set.
+
+    ``env`` is the monkeypatch of ``production_env``; each keyword is an environment variable
+    set on it. Fails the test when create_app raises no ConfigError.
+    """
+    for name, value in settings.items():
+        env.setenv(name, value)
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    return str(excinfo.value)
+
+
 def _flask(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
     """Run ``flask --app wsgi ARGS`` as an operator would, in production mode."""
     env = {k: v for k, v in os.environ.items() if k not in {"FLASK_DEBUG", "MAILER_TIMEZONE"}}
@@ -72,10 +85,7 @@ def _flask(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedP
 
 @pytest.mark.nodb
 def test_unknown_timezone_is_refused_at_create_app(production_env):
-    production_env.setenv("MAILER_TIMEZONE", "Mars/Olympus")
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env, MAILER_TIMEZONE="Mars/Olympus") == (
         "MAILER_TIMEZONE: unknown time zone 'Mars/Olympus' (use an IANA name such as Asia/Tokyo)"
     )
 
@@ -119,10 +129,7 @@ def test_a_real_timezone_is_kept(tmp_path):
     ],
 )
 def test_unusable_database_urls_are_refused_naming_database_url(production_env, url, message):
-    production_env.setenv("DATABASE_URL", url)
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == message
+    assert refusal(production_env, DATABASE_URL=url) == message
     assert "s3cret" not in message
 
 
@@ -131,10 +138,7 @@ def test_a_missing_driver_is_named(production_env):
     import importlib.util
 
     assert importlib.util.find_spec("psycopg2") is None, "this test needs psycopg2 absent"
-    production_env.setenv("DATABASE_URL", "postgresql+psycopg2://mailer:s3cret@db/mail")
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env, DATABASE_URL="postgresql+psycopg2://mailer:s3cret@db/mail") == (
         "DATABASE_URL: cannot load the driver 'postgresql+psycopg2' (No module named "
         f"'psycopg2'); use {FORMS}"
     )
@@ -173,10 +177,7 @@ def test_a_postgres_url_without_driver_reaches_postgresql_with_psycopg_3(pg_url,
 
 @pytest.mark.nodb
 def test_production_refuses_a_secret_key_under_32_characters(production_env):
-    production_env.setenv("SECRET_KEY", "k" * 31)
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env, SECRET_KEY="k" * 31) == (
         "SECRET_KEY has 31 characters; production needs at least 32. Make one with: "
         "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
     )
@@ -193,10 +194,7 @@ def test_production_accepts_a_32_character_key_and_debug_a_short_one(production_
 @pytest.mark.nodb
 @pytest.mark.parametrize("key", [" " * 40, "\t" * 33, " \n " * 20])
 def test_production_refuses_a_blank_secret_key(production_env, key):
-    production_env.setenv("SECRET_KEY", key)
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env, SECRET_KEY=key) == (
         "SECRET_KEY is blank (only whitespace). Make one with: "
         "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
     )
@@ -204,10 +202,7 @@ def test_production_refuses_a_blank_secret_key(production_env, key):
 
 @pytest.mark.nodb
 def test_production_does_not_count_whitespace_around_a_secret_key(production_env):
-    production_env.setenv("SECRET_KEY", "k" * 20 + " " * 20)
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env, SECRET_KEY="k" * 20 + " " * 20) == (
         "SECRET_KEY has 20 characters (not counting the whitespace around it); production needs "
         "at least 32. Make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
     )
@@ -230,10 +225,9 @@ def test_the_float_settings_are_found_in_config_py():
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "Infinity", " NaN "])
 def test_every_float_setting_refuses_values_that_are_not_finite(production_env, name, value):
     # MAILER_SEND_RATE=inf (or nan, which no range check refuses) sent without any limit.
-    production_env.setenv(name, value)
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == f"{name} must be a finite number, got {value!r}"
+    assert (
+        refusal(production_env, **{name: value}) == f"{name} must be a finite number, got {value!r}"
+    )
 
 
 @pytest.mark.nodb
@@ -260,10 +254,10 @@ LIMIT_USAGE = "(use AMOUNT/UNIT, several joined by ';', e.g. '10/minute;100/day'
 )
 def test_a_rate_limit_flask_limiter_cannot_read_is_refused(production_env, name):
     # Flask-Limiter would log it and apply no limit at all: no brute-force protection.
-    production_env.setenv(name, "garbage")
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == f"{name}: 'garbage' is not a rate limit {LIMIT_USAGE}"
+    assert (
+        refusal(production_env, **{name: "garbage"})
+        == f"{name}: 'garbage' is not a rate limit {LIMIT_USAGE}"
+    )
 
 
 @pytest.mark.nodb
@@ -282,10 +276,7 @@ def test_rate_limits_in_every_form_flask_limiter_reads_are_kept(production_env):
 
 @pytest.mark.nodb
 def test_an_unknown_rate_limit_storage_scheme_is_refused_in_one_line(production_env):
-    production_env.setenv("RATELIMIT_STORAGE_URI", "bogus://x")
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env, RATELIMIT_STORAGE_URI="bogus://x") == (
         "RATELIMIT_STORAGE_URI: unknown storage scheme 'bogus' in 'bogus://x' (use memory:// "
         f"or redis://HOST:6379/0; usable schemes: {USABLE_STORAGES})"
     )
@@ -305,11 +296,8 @@ def test_a_rate_limit_storage_without_its_library_is_refused_naming_the_package(
     production_env, uri, package
 ):
     assert importlib.util.find_spec(package) is None, f"this test needs {package} absent"
-    production_env.setenv("RATELIMIT_STORAGE_URI", uri)
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
     scheme = uri.split("://")[0]
-    assert str(excinfo.value) == (
+    assert refusal(production_env, RATELIMIT_STORAGE_URI=uri) == (
         f"RATELIMIT_STORAGE_URI: storage scheme {scheme!r} in {without_password(uri)!r} needs "
         f"the Python package {package}, which is not installed (install it, or use one of the "
         f"usable schemes: {USABLE_STORAGES})"
@@ -331,10 +319,7 @@ def test_a_storage_without_its_library_prints_one_line_and_no_ignored_exception(
 
 @pytest.mark.nodb
 def test_a_malformed_redis_uri_is_refused_without_its_password(production_env):
-    production_env.setenv("RATELIMIT_STORAGE_URI", "redis://:s3cret@127.0.0.1:port/0")
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env, RATELIMIT_STORAGE_URI="redis://:s3cret@127.0.0.1:port/0") == (
         "RATELIMIT_STORAGE_URI: 'redis://***@127.0.0.1:port/0': Port could not be cast to "
         "integer value as 'port'"
     )
@@ -385,10 +370,7 @@ def test_a_malformed_redis_uri_is_refused_without_its_password(production_env):
 def test_settings_of_the_mail_and_the_schedule_are_checked_at_start(
     production_env, name, value, message
 ):
-    production_env.setenv(name, value)
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == message
+    assert refusal(production_env, **{name: value}) == message
 
 
 @pytest.mark.nodb
@@ -423,9 +405,7 @@ def _dkim_env(env, key: str) -> None:
 @pytest.mark.nodb
 def test_a_dkim_key_that_cannot_be_read_is_refused_at_start(production_env, tmp_path):
     _dkim_env(production_env, str(tmp_path / "nonexistent.pem"))
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env) == (
         f"MAILER_DKIM_PRIVATE_KEY: cannot read {tmp_path / 'nonexistent.pem'}: "
         "No such file or directory"
     )
@@ -460,9 +440,7 @@ def test_a_dkim_key_that_is_not_rsa_is_refused_at_start(production_env, tmp_path
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     dkim.write_private_key(path, pem)
     _dkim_env(production_env, str(path))
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == "MAILER_DKIM_PRIVATE_KEY must be an RSA key (rsa-sha256)"
+    assert refusal(production_env) == "MAILER_DKIM_PRIVATE_KEY must be an RSA key (rsa-sha256)"
 
 
 @pytest.mark.nodb
@@ -480,11 +458,7 @@ def test_some_but_not_all_dkim_settings_are_refused_naming_the_missing(
 ):
     # DKIM is on when the three are set (README); two of three is a mistake, never "off".
     _dkim_env(production_env, str(dkim_key))
-    for name in unset:
-        production_env.setenv(name, "")
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env, **dict.fromkeys(unset, "")) == (
         "DKIM needs all three of MAILER_DKIM_DOMAIN, MAILER_DKIM_SELECTOR and "
         f"MAILER_DKIM_PRIVATE_KEY (a PEM file), {' and '.join(unset)} not set; set them all "
         "or none"
@@ -548,10 +522,7 @@ def test_a_base_url_links_cannot_be_made_from_is_refused_even_in_tests(url, tmp_
 
 @pytest.mark.nodb
 def test_production_refuses_a_plain_http_base_url_of_a_real_host(production_env):
-    production_env.setenv("MAILER_BASE_URL", "http://news.example.com")
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    assert str(excinfo.value) == (
+    assert refusal(production_env, MAILER_BASE_URL="http://news.example.com") == (
         "MAILER_BASE_URL must be https in production, got 'http://news.example.com': one-click "
         "unsubscribe (RFC 8058) and secure admin sessions need it; plain http is accepted only "
         "for a loopback host (localhost, 127.0.0.1, ::1)"

@@ -7,7 +7,6 @@ pause and resume it, and let the delivery engine finish it.
 
 import re
 import threading
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,7 +14,8 @@ from werkzeug.serving import make_server
 
 from mailer.delivery.engine import send_pending, start_issue
 from mailer.models import JobEvent
-from tests.conftest import ROOT, missing
+from tests.conftest import ROOT
+from tests.support.browser import chromium_page
 from tests.test_admin_support import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -27,14 +27,6 @@ from tests.test_admin_support import (
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -52,23 +44,9 @@ def live_url(app):
 
 @pytest.fixture
 def browser_page():
-    """A Chromium page (headless); fails under CI=true when Chromium is missing."""
-    if not CHROMIUM.exists():
-        missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright  # imported here: only browser tests need it
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.problems = problems
+    """A headless Chromium page on a desktop screen; ``page.problems``: its console errors."""
+    with chromium_page(1280, 900) as page:
         yield page
-        context.close()
-        browser.close()
 
 
 def _sign_in(page, base: str) -> None:

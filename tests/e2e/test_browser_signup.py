@@ -2,44 +2,20 @@
 the confirmation link from the mail the SMTP server received, and confirms.
 """
 
-import os
-from pathlib import Path
-
 import pytest
 
 from mailer.delivery.engine import send_pending
-from tests.conftest import missing
+from tests.support.browser import chromium_page
 from tests.support.signup import LiveServer, confirm_url_in, subscriber
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-CHROMIUM = os.environ.get("MAILER_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
 def browser_page():
-    if not Path(CHROMIUM).exists():
-        missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("the playwright package is not installed (pip install -r requirements-dev.txt)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+    """A headless Chromium page on a phone's screen."""
+    with chromium_page(390, 844) as page:
+        yield page
 
 
 @pytest.fixture

@@ -135,6 +135,23 @@ def _kill_left_over(pids) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _children(server: subprocess.Popen) -> set[int]:
+    """The dev server's descendant pids; asserts the web app and the worker are among them."""
+    children = _descendants(server.pid)
+    assert len(children) >= 2, "the web app and the worker run as child processes"
+    return children
+
+
+def _assert_stops_everything(
+    server: subprocess.Popen, sig: signal.Signals, children: set[int], base: str, log: Path
+) -> None:
+    """Send ``sig`` to the dev server: it exits 0, ``children`` exit, the web port is free."""
+    server.send_signal(sig)
+    assert server.wait(timeout=HANG_GUARD) == 0, log.read_text()
+    _wait_for(lambda: not any(_alive(pid) for pid in children), "the children to exit", log)
+    assert _get(f"{base}/healthz")[0] == 0, "nothing answers on the web port any more"
+
+
 def test_make_run_serves_the_site_and_catches_a_digest(dev_env, tmp_path):
     base = dev_env["MAILER_BASE_URL"]
     mailbox = Path(dev_env["MAILER_INSTANCE_DIR"]) / "mailbox"
@@ -164,12 +181,7 @@ def test_make_run_serves_the_site_and_catches_a_digest(dev_env, tmp_path):
         status, shown = _get(f"{base}/dev/mailbox/{digests[0].name}")
         assert status == 200 and "List-Unsubscribe" in shown
 
-        children = _descendants(server.pid)
-        assert len(children) >= 2, "the web app and the worker run as child processes"
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=HANG_GUARD) == 0, log.read_text()
-        _wait_for(lambda: not any(_alive(pid) for pid in children), "the children to exit", log)
-        assert _get(f"{base}/healthz")[0] == 0, "nothing answers on the web port any more"
+        _assert_stops_everything(server, signal.SIGINT, _children(server), base, log)
     finally:
         _kill_left_over([server.pid, *_descendants(server.pid)])
         server.wait()
@@ -185,12 +197,8 @@ def test_closing_the_terminal_stops_the_web_app_and_the_worker_too(dev_env, tmp_
     children: set[int] = set()
     try:
         _wait_for(lambda: _get(f"{base}/healthz")[0] == 200, "/healthz", log)
-        children = _descendants(server.pid)
-        assert len(children) >= 2, "the web app and the worker run as child processes"
-        server.send_signal(signal.SIGHUP)
-        assert server.wait(timeout=HANG_GUARD) == 0, log.read_text()
-        _wait_for(lambda: not any(_alive(pid) for pid in children), "the children to exit", log)
-        assert _get(f"{base}/healthz")[0] == 0, "nothing answers on the web port any more"
+        children = _children(server)
+        _assert_stops_everything(server, signal.SIGHUP, children, base, log)
     finally:
         _kill_left_over([server.pid, *children, *_descendants(server.pid)])
         server.wait()
