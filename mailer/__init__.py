@@ -125,10 +125,26 @@ def _refuse_value_error(parse: Callable[[Mapping], object], config: Mapping) -> 
         raise ConfigError(str(exc)) from None
 
 
+def _sqlite_folder(app: Flask, uri: str) -> None:
+    # The instance folder is ours to make (a fresh checkout has none). Any other missing
+    # folder is most likely a typo in DATABASE_URL: making it would start an empty database
+    # in the wrong place, and `db upgrade` would then fill that one.
+    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:///:memory:"):
+        return
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    folder = (Path(app.instance_path) / path).parent  # relative: to the instance folder
+    if folder.is_dir():
+        return
+    if folder.resolve() != Path(app.instance_path).resolve():
+        raise ConfigError(
+            f"DATABASE_URL: the folder {folder} does not exist; create it or correct the path"
+        )
+    folder.mkdir(parents=True)
+
+
 def _init_extensions(app: Flask) -> None:
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///:memory:"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _sqlite_folder(app, uri)
     try:
         db.init_app(app)  # creates the engine, which imports the URL's driver
     except (NoSuchModuleError, ImportError) as exc:

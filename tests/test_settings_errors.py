@@ -693,3 +693,29 @@ def test_the_digest_time_takes_ascii_digits_only(production_env, value):
     message = f"MAILER_DIGEST_TIME must be HH:MM (24-hour clock), got '{value}'"
     with pytest.raises(ConfigError, match=re.escape(message)):
         create_app()
+
+
+# --- a SQLite file in a folder that does not exist ----------------------------------------------
+
+
+@pytest.mark.nodb
+def test_a_sqlite_path_in_a_missing_folder_is_refused_not_created(production_env, tmp_path):
+    folder = tmp_path / "typo" / "dir"
+    message = refusal(production_env, DATABASE_URL=f"sqlite:///{folder / 'x.sqlite3'}")
+    assert (
+        message
+        == f"DATABASE_URL: the folder {folder} does not exist; create it or correct the path"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.nodb
+def test_the_instance_folder_of_the_default_database_is_created(tmp_path):
+    instance = tmp_path / "fresh-checkout" / "instance"
+    create_app(
+        {
+            "MAILER_INSTANCE_DIR": str(instance),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'mailer.sqlite3'}",
+        }
+    )
+    assert instance.is_dir()

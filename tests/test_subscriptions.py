@@ -7,7 +7,7 @@ import pytest
 
 from mailer import clock
 from mailer.models import ConsentEvent, Subscriber, SubscriberStatus, TransactionalMail
-from mailer.subscriptions.tokens import make_unsubscribe_token
+from mailer.subscriptions.tokens import make_confirm_token, make_unsubscribe_token
 from tests.support.signup import (
     confirm_path,
     confirmation_mails,
@@ -285,6 +285,25 @@ def test_expired_confirm_link_offers_a_fresh_one_within_the_limits(client, sessi
     assert "We sent a link recently" in limited.get_data(as_text=True)
     assert len(confirmation_mails(session)) == 2
     assert "You're subscribed" in client.post(fresh).get_data(as_text=True)
+
+
+def test_signed_tokens_naming_ids_no_row_can_have_get_a_4xx_not_a_500(app, client, session):
+    # Only the secret key's holder can sign these, but they must still not reach the
+    # database as numbers its id column cannot hold (OverflowError / "out of range").
+    key = app.config["SECRET_KEY"]
+    paths = []
+    for subscriber_id in (2**63, -(2**63) - 1, 10**40, 0):
+        paths += [
+            f"/confirm/{make_confirm_token(key, subscriber_id, 1)}",
+            f"/unsubscribe/{make_unsubscribe_token(key, subscriber_id, 1)}",
+        ]
+    for path in paths:
+        for response in (
+            client.get(path),
+            client.post(path),
+            client.post(path, data={"List-Unsubscribe": "One-Click"}),
+        ):
+            assert 400 <= response.status_code < 500, (path, response.status_code)
 
 
 def test_altered_or_cross_used_tokens_get_a_4xx_page_and_change_nothing(app, client, session):

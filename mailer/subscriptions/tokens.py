@@ -20,7 +20,7 @@ from itsdangerous import (
     URLSafeTimedSerializer,
 )
 
-from .. import clock
+from .. import MAX_DATABASE_ID, clock
 from .errors import ExpiredToken, InvalidToken
 
 CONFIRM_SALT = "mailer.subscriptions.confirm.v1"
@@ -156,6 +156,8 @@ def _claim(payload: object) -> TokenClaim:
         isinstance(payload, list)
         and len(payload) == 2
         and all(type(part) is int for part in payload)
+        # An id the BIGINT column cannot hold would fail in the database (a 500), not here.
+        and 1 <= payload[0] <= MAX_DATABASE_ID
     )
     if not valid:
         raise InvalidToken("the link is not valid")
