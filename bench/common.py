@@ -119,7 +119,7 @@ def generate_subscribers(app, count: int, domain: str = "example.net") -> float:
 def build_digest(app) -> int:
     """Build issue #1 from the shared feeds (news + openings); return its message size."""
     from mailer.content import feeds
-    from mailer.delivery import mime
+    from mailer.delivery import message as mime
     from mailer.digest import build
     from mailer.extensions import db
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from mailer import create_app
-from mailer.delivery import dkim, mime
+from mailer.delivery import message as mime
+from mailer.delivery.message import dkim
 from mailer.digest.render import DigestItem, DigestSection, render_issue
 
 SUMMARY = (

@@ -14,7 +14,7 @@ import time
 def main() -> None:
     """Enqueue and send issue #1, then print the timings and peak RSS as one JSON line."""
     from mailer import create_app
-    from mailer.delivery import engine
+    from mailer.delivery import dispatch as engine
     from mailer.extensions import db
 
     app = create_app(json.loads(sys.argv[1]))
@@ -23,7 +23,7 @@ def main() -> None:
         _issue, queued = engine.start_issue(db.session, 1)
         db.session.remove()
     enqueued = time.perf_counter()
-    summary = engine.send_pending(app)
+    summary = engine.send_pending(app, factory=create_app)
     finished = time.perf_counter()
     mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

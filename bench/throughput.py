@@ -25,7 +25,8 @@ def run_ours(app, n: int) -> dict:
     """Reset the ledger, enqueue issue #1 for every subscriber and send it; return timings."""
     from sqlalchemy import text
 
-    from mailer.delivery import engine
+    from mailer import create_app
+    from mailer.delivery import dispatch as engine
     from mailer.extensions import db
 
     with app.app_context():
@@ -36,7 +37,7 @@ def run_ours(app, n: int) -> dict:
         _issue, queued = engine.start_issue(db.session, 1)
         db.session.remove()
         enqueued = time.perf_counter()
-    summary = engine.send_pending(app)
+    summary = engine.send_pending(app, factory=create_app)
     finished = time.perf_counter()
     if summary.sent != n or queued != n:
         raise RuntimeError(f"expected {n} sent, got {summary}")

@@ -29,13 +29,7 @@ from config import (
 from . import models  # noqa: F401 - registers the tables on db.metadata
 from .errors import register_error_pages
 from .extensions import csrf, db, limiter, login_manager, migrate
-
-# The largest values of the columns that URL numbers are looked up in: ids are BIGINT (SQLite's
-# INTEGER is 64-bit too), Issue.number is INTEGER (32-bit on PostgreSQL). A larger number
-# cannot name a row, and the database drivers refuse it (OverflowError on SQLite, "integer out
-# of range" on PostgreSQL) instead of finding nothing.
-MAX_DATABASE_ID = 2**63 - 1
-MAX_ISSUE_NUMBER = 2**31 - 1
+from .models import MAX_DATABASE_ID, MAX_ISSUE_NUMBER
 
 
 def create_app(config: type | Mapping | object | None = None) -> Flask:
@@ -95,10 +89,8 @@ def _config_object(config: type | Mapping | object | None) -> object:
 def _check_settings(app: Flask) -> None:
     # Here rather than in Config, so that a config class or a mapping of overrides is checked
     # too; a bad value stops the start with one line instead of failing a request or a job.
-    from .delivery.dkim import signer_from_config
-    from .delivery.mime_headers import sender
-    from .delivery.relay import RelaySettings
-    from .scheduler import weekly_trigger
+    from .delivery import RelaySettings, sender, signer_from_config
+    from .digest.schedule import weekly_trigger
 
     config = app.config
     production = not (app.debug or app.testing)

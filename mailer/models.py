@@ -1,8 +1,9 @@
 """Database models. No I/O and no commits here: services own their transactions.
 
 Each table has at most one status column; the allowed transitions of each status live in one
-function of the package that owns the table (see ``mailer/delivery/states.py`` and
-``mailer/subscriptions/service.py``).
+function of the package that owns the table (``delivery.issues.change_issue_status``,
+``delivery.ledger.delivery_transition``, ``delivery.transactional.mail_transition``,
+``subscriptions.records``).
 """
 
 from datetime import UTC, datetime
@@ -25,6 +26,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
 from .extensions import db
+
+# The largest values of the columns that URL numbers are looked up in: ids are BIGINT (SQLite's
+# INTEGER is 64-bit too), Issue.number is INTEGER (32-bit on PostgreSQL). A larger number
+# cannot name a row, and the database drivers refuse it (OverflowError on SQLite, "integer out
+# of range" on PostgreSQL) instead of finding nothing.
+MAX_DATABASE_ID = 2**63 - 1
+MAX_ISSUE_NUMBER = 2**31 - 1
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -210,7 +218,7 @@ class Item(db.Model):
 
 
 class IssueStatus:
-    """Values of ``Issue.status``; transitions live in ``mailer.delivery.states``."""
+    """Values of ``Issue.status``; transitions live in ``mailer.delivery.issues``."""
 
     DRAFT = "draft"
     SENDING = "sending"
@@ -310,6 +318,7 @@ class TransactionalMail(db.Model):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_reply: Mapped[str | None] = mapped_column(Text)
+    retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # see delivery.retry
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

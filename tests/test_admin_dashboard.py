@@ -12,7 +12,7 @@ from mailer import clock
 from mailer.admin import queries
 from mailer.admin.charts import bar_chart
 from mailer.admin.settings import effective_settings, signup_snippet
-from mailer.delivery import dkim
+from mailer.delivery.message import dkim
 from mailer.models import Feed, Issue, IssueStatus, JobEvent, Subscriber, SubscriberStatus
 from tests.support.signup import run_signup_job
 from tests.test_admin_support import add_items, add_subscribers, built_issue, signed_in_client

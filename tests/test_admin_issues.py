@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from mailer import clock
 from mailer.admin import queries
-from mailer.delivery.engine import send_pending
-from mailer.delivery.queue import status_counts
+from mailer.delivery.dispatch import send_pending
+from mailer.delivery.enqueue import status_counts
 from mailer.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber
 from tests.test_admin_support import (
     add_subscribers,
@@ -180,7 +180,8 @@ def test_unsubscribes_after_an_issue_are_counted_for_it(app, admin_client, sessi
 def test_progress_rate_and_eta(app, session):
     issue = built_issue(session)
     add_subscribers(session, 30)
-    from mailer.delivery import queue, states
+    from mailer.delivery import enqueue as queue
+    from mailer.delivery import issues as states
 
     queue.enqueue_issue(session, issue)
     states.change_issue_status(session, issue, "start")
@@ -203,7 +204,8 @@ def test_progress_rate_and_eta(app, session):
 def test_progress_rate_is_measured_from_the_first_minute_of_the_send(app, session):
     issue = built_issue(session)
     add_subscribers(session, 30)
-    from mailer.delivery import queue, states
+    from mailer.delivery import enqueue as queue
+    from mailer.delivery import issues as states
 
     queue.enqueue_issue(session, issue)
     states.change_issue_status(session, issue, "start")

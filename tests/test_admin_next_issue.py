@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer.admin import queries
-from mailer.delivery.queue import status_counts
+from mailer.delivery.enqueue import status_counts
 from mailer.models import (
     Delivery,
     Issue,

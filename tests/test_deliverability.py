@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from mailer import create_app
-from mailer.delivery import deliverability, dkim
+from mailer.delivery import deliverability
+from mailer.delivery.message import dkim
 from tests.support.smtpd import free_port
 
 SELECTOR = "mail2026"

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select, update
 
 from mailer import clock
-from mailer.delivery import claim, engine
+from mailer.delivery import dispatch as engine
+from mailer.delivery.sender.loop import claims as claim
 from mailer.extensions import db
 from mailer.models import Delivery, Issue
 from tests.support.deliveries import add_subscribers, make_issue
@@ -103,7 +104,7 @@ def test_only_leases_of_a_dead_sender_of_this_host_and_boot_are_released(app, se
         lease(session, [one[index]], name)
     before = claims(session)
 
-    with caplog.at_level(logging.INFO, logger="mailer.delivery.claim"):
+    with caplog.at_level(logging.INFO, logger="mailer.delivery.sender.claims"):
         released = release(first.id)
 
     assert released == 3

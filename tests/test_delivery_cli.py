@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 
 from mailer import clock
-from mailer.delivery import claim, engine, states
+from mailer.delivery import dispatch as engine
+from mailer.delivery import issues as states
+from mailer.delivery.sender.loop import claims as claim
 from mailer.delivery.transactional import queue_mail
 from mailer.extensions import db
 from mailer.models import Delivery, Issue, IssueStatus

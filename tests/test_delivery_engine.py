@@ -8,7 +8,10 @@ import pytest
 from sqlalchemy import event, select
 
 from mailer import clock
-from mailer.delivery import engine, mime, queue, states
+from mailer.delivery import dispatch as engine
+from mailer.delivery import enqueue as queue
+from mailer.delivery import issues as states
+from mailer.delivery import message as mime
 from mailer.delivery.errors import InvalidTransition, NothingToSend
 from mailer.extensions import db
 from mailer.models import (
@@ -368,7 +371,7 @@ def test_issue_pauses_itself_after_consecutive_relay_errors(app_config, request)
 
 
 def test_expired_lease_makes_a_claimed_batch_claimable(app, session, smtp_server):
-    from mailer.delivery import claim
+    from mailer.delivery.sender.loop import claims as claim
 
     clock.freeze(T0)
     add_subscribers(session, ["a@example.com", "b@example.com"])

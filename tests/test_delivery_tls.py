@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mailer.delivery.errors import RelayError
-from mailer.delivery.smtp import send_message
+from mailer.delivery.smtp.connection import send_message
 from tests.support.smtpd import free_port
 
 BODY = b"From: a@example.com\r\nSubject: tls\r\n\r\nover TLS\r\n"
@@ -129,7 +129,7 @@ def test_tls_modes_verify_the_relay_and_log_in(tls_files, mode):
 @pytest.mark.parametrize("mode", ["starttls", "ssl"])
 def test_the_digest_goes_out_over_tls(tls_files, mode, app_config, request):
     """The bulk path (non-blocking sockets in the sender's event loop) over TLS, both DBs."""
-    from mailer.delivery import engine
+    from mailer.delivery import dispatch as engine
     from mailer.extensions import db
     from tests.support.deliveries import add_subscribers, make_issue
 

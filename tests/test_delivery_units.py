@@ -4,11 +4,11 @@ from datetime import timedelta
 
 import pytest
 
-from mailer.delivery import runner
 from mailer.delivery.errors import RecipientNotSupported, RelayError
 from mailer.delivery.retry import backoff
-from mailer.delivery.smtp import RelaySettings, SmtpConnection, send_message
-from mailer.delivery.throttle import Throttle
+from mailer.delivery.sender.loop import processes as runner
+from mailer.delivery.sender.throttle import Throttle
+from mailer.delivery.smtp.connection import RelaySettings, SmtpConnection, send_message
 from tests.support.smtpd import ScriptedSMTPServer, free_port
 
 pytestmark = pytest.mark.nodb

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from mailer import clock, create_app
-from mailer.delivery import engine, queue
+from mailer.delivery import dispatch as engine
+from mailer.delivery import enqueue as queue
 from mailer.extensions import db
 from mailer.models import Delivery, Issue, Subscriber
 from tests.support.deliveries import make_issue, many_subscribers, message_ids, start_runner
@@ -69,7 +70,7 @@ def test_sender_processes_split_the_work(app_config, request):
         engine.start_issue(db.session, 1)
         db.session.remove()
 
-    summary = engine.send_pending(app, progress=seen.append)
+    summary = engine.send_pending(app, progress=seen.append, factory=create_app)
 
     assert (summary.sent, summary.errors, summary.issues) == (len(emails), [], {1: "sent"})
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == emails

@@ -15,7 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from mailer import create_app
-from mailer.delivery import dkim, mime
+from mailer.delivery import message as mime
+from mailer.delivery.message import dkim
 from mailer.models import Issue
 from mailer.templating import RenderedMail
 

@@ -65,7 +65,7 @@ def _load_feeds(runner, feeds_dir) -> None:
 
 
 def _add_subscribers(app, runner, smtp_server) -> None:
-    from mailer.delivery.engine import send_pending
+    from mailer.delivery.dispatch import send_pending
     from mailer.subscriptions.service import unsubscribe_subscriber
 
     for address in CONFIRMED:

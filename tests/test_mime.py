@@ -13,11 +13,11 @@ from email.message import MIMEPart
 import pytest
 
 from mailer import create_app
-from mailer.delivery import mime
-from mailer.delivery.mime_body import Base64Template, BodyTemplate
-from mailer.delivery.mime_build import POLICY
-from mailer.delivery.mime_headers import HeaderValueError
-from mailer.delivery.smtp import data_bytes, dot_stuff
+from mailer.delivery import message as mime
+from mailer.delivery.message.assemble import POLICY
+from mailer.delivery.message.body import Base64Template, BodyTemplate
+from mailer.delivery.message.headers import HeaderValueError
+from mailer.delivery.smtp.framing import data_bytes, dot_stuff
 from mailer.digest.render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
 from mailer.models import Issue
 from mailer.templating import RenderedMail, render_mail

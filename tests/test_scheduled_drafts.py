@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from mailer import clock
 from mailer import scheduler as schedule
 from mailer.content.items import create_item
+from mailer.digest import schedule as weekly
 from mailer.models import Issue, IssueStatus, Item, JobEvent, SubscriberStatus
 from tests.test_admin_support import add_subscribers, post, signed_in_client
 
@@ -159,8 +160,8 @@ def test_a_draft_of_an_earlier_week_is_sent_once_and_the_week_counts_as_done(
 
     # The week is done: a second run does not build a W50 issue from the late item.
     schedule.weekly_digest_job(app)
-    assert schedule.check_last_week(session, app.config, MONDAY_W50 + timedelta(hours=1)) == (
-        schedule.CatchUp("none", "2026-W50", MONDAY_W50)
+    assert weekly.check_last_week(session, app.config, MONDAY_W50 + timedelta(hours=1)) == (
+        weekly.CatchUp("none", "2026-W50", MONDAY_W50)
     )
     session.expire_all()
     assert len(smtp_server.received) == 3
@@ -335,7 +336,7 @@ def test_run_time_of_a_period(period, expected):
         "MAILER_DIGEST_TIME": "17:30",
         "MAILER_TIMEZONE": "Asia/Tokyo",
     }
-    assert schedule.run_time_of(config, WEDNESDAY_W49, period) == expected
+    assert weekly.run_time_of(config, WEDNESDAY_W49, period) == expected
 
 
 def test_a_build_after_a_missed_run_is_sent_by_the_catch_up(app, session, runner, smtp_server):
@@ -350,7 +351,7 @@ def test_a_build_after_a_missed_run_is_sent_by_the_catch_up(app, session, runner
 
     clock.freeze(MONDAY_W50 + timedelta(hours=1, minutes=30))
     decision = schedule.catch_up(app, schedule.build_scheduler(app))
-    assert decision == schedule.CatchUp("run", "2026-W50", MONDAY_W50)
+    assert decision == weekly.CatchUp("run", "2026-W50", MONDAY_W50)
     schedule.weekly_digest_job(app)  # what the scheduler runs at once after a "run"
 
     assert _recipients(smtp_server) == READERS
@@ -363,7 +364,7 @@ def test_a_build_after_a_missed_run_is_sent_by_the_catch_up(app, session, runner
 def test_a_build_past_the_grace_of_a_missed_run_is_next_weeks(app, session):
     _start_service(session)
     clock.freeze(MONDAY_W50 + timedelta(hours=6, seconds=1))  # MAILER_MISFIRE_GRACE: 6 h
-    assert schedule.build_period(session, app.config, clock.now()) == "2026-W51"
+    assert weekly.build_period(session, app.config, clock.now()) == "2026-W51"
 
 
 def test_the_weekly_run_does_not_send_a_draft_with_preflight_errors(

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from mailer import clock, create_app
 from mailer import scheduler as schedule
+from mailer.digest import schedule as weekly
 from mailer.models import Delivery, DeliveryStatus, Issue, JobEvent
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -103,7 +104,7 @@ def test_intervals_follow_the_settings(tmp_path):
     ],
 )
 def test_weekly_trigger_fires_next_on_monday_0800_in_tokyo(start, expected):
-    fire = schedule.weekly_trigger(_config()).get_next_fire_time(None, start)
+    fire = weekly.weekly_trigger(_config()).get_next_fire_time(None, start)
     assert fire == expected
     local = fire.astimezone(JST)
     assert (local.weekday(), local.hour, local.minute) == (0, 8, 0)
@@ -112,14 +113,12 @@ def test_weekly_trigger_fires_next_on_monday_0800_in_tokyo(start, expected):
 @pytest.mark.nodb
 @pytest.mark.parametrize("day", ["monday", "Monday", "mon", " MON "])
 def test_digest_day_names_in_any_case(day):
-    assert schedule.digest_weekday(day) == "mon"
+    assert weekly.digest_weekday(day) == "mon"
 
 
 @pytest.mark.nodb
 def test_other_day_and_time():
-    trigger = schedule.weekly_trigger(
-        _config(MAILER_DIGEST_DAY="friday", MAILER_DIGEST_TIME="17:30")
-    )
+    trigger = weekly.weekly_trigger(_config(MAILER_DIGEST_DAY="friday", MAILER_DIGEST_TIME="17:30"))
     fire = trigger.get_next_fire_time(None, MONDAY_0800)
     assert fire == datetime(2026, 12, 4, 17, 30, tzinfo=JST)
 
@@ -129,14 +128,14 @@ def test_other_day_and_time():
 def test_digest_day_must_be_a_name(day):
     # Numbers are refused: crontab's 1 is Monday, APScheduler 3's 1 is Tuesday.
     with pytest.raises(ValueError, match="MAILER_DIGEST_DAY"):
-        schedule.digest_weekday(day)
+        weekly.digest_weekday(day)
 
 
 @pytest.mark.nodb
 @pytest.mark.parametrize("value", ["8am", "24:00", "08:60", "8", "08:0", ""])
 def test_digest_time_must_be_hh_mm(value):
     with pytest.raises(ValueError, match="MAILER_DIGEST_TIME"):
-        schedule.digest_time(value)
+        weekly.digest_time(value)
 
 
 @pytest.mark.nodb
@@ -150,7 +149,7 @@ def test_digest_time_must_be_hh_mm(value):
     ],
 )
 def test_last_weekly_time(now, expected):
-    assert schedule.last_weekly_time(_config(), now) == expected
+    assert weekly.last_weekly_time(_config(), now) == expected
 
 
 # --- catching up at start-up: real database, real SMTP server, the clock set by the test ---
@@ -185,7 +184,7 @@ def test_worker_started_within_grace_sends_that_weeks_issue_once(app, session, s
 
     decision = schedule.catch_up(app, scheduler)
 
-    assert decision == schedule.CatchUp("run", "2026-W49", MONDAY_0800)
+    assert decision == weekly.CatchUp("run", "2026-W49", MONDAY_0800)
     assert scheduler.get_job("weekly-digest").next_run_time == started
     schedule.weekly_digest_job(app)  # what the scheduler runs at that next_run_time
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == [
@@ -218,7 +217,7 @@ def test_worker_started_two_days_late_logs_a_missed_week_and_sends_nothing(
 
     decision = schedule.catch_up(app, scheduler)
 
-    assert decision == schedule.CatchUp("missed", "2026-W49", MONDAY_0800)
+    assert decision == weekly.CatchUp("missed", "2026-W49", MONDAY_0800)
     assert not hasattr(scheduler.get_job("weekly-digest"), "next_run_time"), "not moved to now"
     assert "missed week: 2026-W49" in caplog.text
     events = session.scalars(select(JobEvent)).all()
@@ -240,7 +239,7 @@ def test_a_fresh_install_has_no_missed_week(app, session, smtp_server, caplog):
 
     decision = schedule.catch_up(app, schedule.build_scheduler(app))
 
-    assert decision == schedule.CatchUp("none", "2026-W49", MONDAY_0800)
+    assert decision == weekly.CatchUp("none", "2026-W49", MONDAY_0800)
     assert "missed week" not in caplog.text
     assert session.scalar(select(func.count()).select_from(JobEvent)) == 0
 
@@ -268,7 +267,7 @@ def test_a_week_before_the_first_subscriber_is_not_missed(app, session):
     ],
 )
 def test_lateness_is_given_in_words(delay, words):
-    assert schedule.late_by(delay) == words
+    assert weekly.late_by(delay) == words
 
 
 def test_a_week_without_new_items_is_not_reported_as_missed(app, session, smtp_server):
@@ -277,7 +276,7 @@ def test_a_week_without_new_items_is_not_reported_as_missed(app, session, smtp_s
 
     assert session.scalar(select(func.count()).select_from(Issue)) == 0
     assert [e.kind for e in session.scalars(select(JobEvent))] == ["empty_week"]
-    decision = schedule.check_last_week(session, app.config, MONDAY_0800 + timedelta(days=2))
+    decision = weekly.check_last_week(session, app.config, MONDAY_0800 + timedelta(days=2))
     assert decision.action == "none"
     session.commit()
     assert [e.kind for e in session.scalars(select(JobEvent))] == ["empty_week"]
@@ -298,7 +297,7 @@ def test_grace_period_boundary(app, session, late, action):
     clock.freeze(MONDAY_0800 - timedelta(days=1))  # the service existed before that Monday
     add_subscriber(session, "ann@example.com", confirmed=True, source="test")
     session.commit()
-    decision = schedule.check_last_week(session, app.config, MONDAY_0800 + late)
+    decision = weekly.check_last_week(session, app.config, MONDAY_0800 + late)
     assert decision.action == action
 
 

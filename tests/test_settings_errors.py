@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from config import Config, ConfigError, database_url, without_password
 from mailer import create_app
 from mailer.cli.errors import unreachable_database_message
-from mailer.delivery import dkim
+from mailer.delivery.message import dkim
 from mailer.extensions import db
 from mailer.models import AdminUser
 from tests.support.smtpd import free_port

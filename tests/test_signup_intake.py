@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from mailer import clock
 from mailer.delivery import transactional
-from mailer.delivery.engine import send_transactional
+from mailer.delivery.dispatch import send_transactional
 from mailer.extensions import db
 from mailer.models import ConsentEvent, SignupRequest, Subscriber, TransactionalMail
 from mailer.subscriptions import service, signup

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from mailer import clock
-from mailer.delivery.engine import send_pending, start_issue
+from mailer.delivery.dispatch import send_pending, start_issue
 from mailer.digest.build import build_issue
 from mailer.models import Delivery, TransactionalMail
 from mailer.subscriptions import service

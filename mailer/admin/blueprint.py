@@ -8,9 +8,8 @@ from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
 
-from .. import MAX_DATABASE_ID
 from ..extensions import db, login_manager
-from ..models import AdminUser
+from ..models import MAX_DATABASE_ID, AdminUser
 
 bp = Blueprint("admin", __name__)
 

@@ -1,18 +1,16 @@
 """Issues: list, detail with send progress and failures; send now, pause, resume, cancel, retry.
 
-Status changes go through the delivery room's ``states.change_issue_status`` (the one place
+Status changes go through the delivery room's ``delivery.change_issue_status`` (the one place
 that knows the allowed transitions); the worker does the sending.
 """
 
 from flask import current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from .. import MAX_ISSUE_NUMBER, clock
-from ..delivery import queue, states
-from ..delivery.errors import InvalidTransition
+from .. import clock, delivery
 from ..digest import preflight
 from ..extensions import db
-from ..models import Issue
+from ..models import MAX_ISSUE_NUMBER, Issue
 from . import listing, queries
 from .blueprint import bp, id_arg
 from .forms import TestSendForm
@@ -82,10 +80,10 @@ def send_now(number: int):
         flash("Not sent: the preflight check found errors. " + errors[0].message, "error")
         return redirect(back_to(issue))
     try:
-        queued = queue.enqueue_issue(db.session, issue)
-        states.change_issue_status(db.session, issue, "start")
+        queued = delivery.enqueue_issue(db.session, issue)
+        delivery.change_issue_status(db.session, issue, "start")
         db.session.commit()
-    except InvalidTransition as exc:
+    except delivery.InvalidTransition as exc:
         db.session.rollback()
         flash(f"Issue #{number} cannot be sent now: {exc}", "error")
         return redirect(back_to(issue))
@@ -104,9 +102,9 @@ def issue_action(number: int, action: str):
     if issue is None:
         return _not_found(number)
     try:
-        states.change_issue_status(db.session, issue, action, reason=f"by {current_user.email}")
+        delivery.change_issue_status(db.session, issue, action, reason=f"by {current_user.email}")
         db.session.commit()
-    except InvalidTransition as exc:
+    except delivery.InvalidTransition as exc:
         db.session.rollback()
         flash(f"Issue #{number} cannot be {ACTIONS[action]}: {exc}", "error")
     else:

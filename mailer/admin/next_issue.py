@@ -1,9 +1,9 @@
 """The next issue: preview (sandboxed), text part, headers, preflight; build, test copy, send now.
 
-The next issue is the draft that the next weekly run sends (``scheduler.issue_for_run``);
+The next issue is the draft that the next weekly run sends (``schedule.issue_for_run``);
 when there is none, it is what the digest room's ``render_preview`` says the next build would
 contain (not saved). Both carry the period of the weekly run that will send them
-(``scheduler.build_period``), so the label shown is the one subscribers get, and a draft
+(``schedule.build_period``), so the label shown is the one subscribers get, and a draft
 built here is the one that run sends.
 """
 
@@ -13,15 +13,13 @@ from email import message_from_bytes, policy
 from flask import Response, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from .. import clock, scheduler
-from ..delivery import mime
-from ..digest import build, preflight
+from .. import clock, delivery
+from ..digest import build, preflight, schedule
 from ..extensions import db, limiter
 from ..models import Issue
 from . import queries
 from .blueprint import bp
 from .forms import TestSendForm
-from .testsend import send_test_copies
 
 # The issue HTML is shown with its own, stricter policy: no script, no form, no plugin,
 # styles inline (the mail's CSS is inlined), images from anywhere as in a mail client, and a
@@ -46,14 +44,14 @@ HEADER_NAMES = (
 
 
 def build_period() -> str:
-    """Return the period ("YYYY-Www") an issue built now belongs to (``scheduler.build_period``).
+    """Return the period ("YYYY-Www") an issue built now belongs to (``schedule.build_period``).
 
     With a malformed schedule setting (no worker can start; the pages show the error) it
     is the current ISO week.
     """
     config = current_app.config
     try:
-        return scheduler.build_period(db.session, config, clock.now())
+        return schedule.build_period(db.session, config, clock.now())
     except (ValueError, LookupError):  # LookupError: an unknown time zone name
         return build.current_period(config)
 
@@ -66,7 +64,7 @@ def next_issue() -> tuple[Issue, bool]:
     """
     session = db.session
     period = build_period()
-    draft = scheduler.issue_for_run(session, period) or scheduler.draft_to_send(session)
+    draft = schedule.issue_for_run(session, period) or schedule.draft_to_send(session)
     if draft is not None:
         return draft, True
     return build.render_preview(session, period=period), False
@@ -76,16 +74,16 @@ def scheduled_send(issue: Issue) -> tuple[datetime | None, str | None]:
     """Return (when the weekly run sends ``issue``, None), or (None, the settings error).
 
     That is the run of ``issue``'s period or, when that week is done or past, the run
-    of the period a build now gets (``scheduler.run_time_of``); a run no worker made yet,
-    still within MAILER_MISFIRE_GRACE (``scheduler.pending_catch_up``), for its own issue.
+    of the period a build now gets (``schedule.run_time_of``); a run no worker made yet,
+    still within MAILER_MISFIRE_GRACE (``schedule.pending_catch_up``), for its own issue.
     """
     config = current_app.config
     try:
         now = clock.now()
-        owed = scheduler.pending_catch_up(db.session, config, now)
+        owed = schedule.pending_catch_up(db.session, config, now)
         if owed is not None and issue.period <= build_period():
             return owed, None  # the missed run, which a worker starting now catches up
-        return scheduler.run_time_of(config, now, max(issue.period, build_period())), None
+        return schedule.run_time_of(config, now, max(issue.period, build_period())), None
     except (ValueError, LookupError) as exc:  # LookupError: an unknown time zone name
         return None, str(exc)
 
@@ -100,11 +98,11 @@ def web_version(text: str, *, for_html: bool = False) -> str:
     """Fill the per-recipient markers of stored issue text (or HTML: ``for_html``) for a preview.
 
     As in a test copy: the unsubscribe link is the harmless one its headers show
-    (:func:`mime.unsubscribe_url_of_test_copy`), so the preview's parts and headers agree and
+    (:func:`delivery.unsubscribe_url_of_test_copy`), so the preview's parts and headers agree and
     the link leads to no one's unsubscribe page; the recipient is "you".
     """
-    url = mime.unsubscribe_url_of_test_copy(current_app.config)
-    return mime.fill_markers(text, url, "you", for_html=for_html)
+    url = delivery.unsubscribe_url_of_test_copy(current_app.config)
+    return delivery.fill_markers(text, url, "you", for_html=for_html)
 
 
 def preview_response(html: str) -> Response:
@@ -117,7 +115,7 @@ def preview_response(html: str) -> Response:
 
 def message_headers(issue: Issue) -> list[tuple[str, str]]:
     """Return the headers of a test copy of ``issue`` to the signed-in admin, in order."""
-    body = mime.build_test_message(issue, current_user.email, current_app.config)
+    body = delivery.build_test_message(issue, current_user.email, current_app.config)
     message = message_from_bytes(body, policy=policy.default)
     return [(name, str(message[name])) for name in HEADER_NAMES if message[name] is not None]
 
@@ -178,7 +176,7 @@ def send_test(number: int):
     """Send a test copy ("[TEST]" subject) of issue ``number`` to the addresses in the form.
 
     No Delivery rows are written and no statistics change: the copies go straight to the
-    relay with the delivery room's one-off ``smtp.send_message``.
+    relay with the delivery room's one-off ``smtp.connection.send_message``.
     """
     issue = queries.issue_by_number(db.session, number)
     if issue is None:
@@ -188,7 +186,9 @@ def send_test(number: int):
         for message in form.addresses.errors:
             flash(message, "error")
         return redirect(back_to(issue))
-    for result in send_test_copies(issue, form.addresses.data.split("\n"), current_app.config):
+    for result in delivery.send_test_copies(
+        issue, form.addresses.data.split("\n"), current_app.config
+    ):
         if result.ok:
             flash(f"Test copy sent to {result.recipient} ({result.reply}).", "info")
         else:

@@ -6,8 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from ..delivery import deliverability, dkim
-from ..delivery.mime_headers import HeaderValueError, sender
+from .. import delivery
 
 _MARKS = {"ok": "OK  ", "warning": "WARN", "error": "FAIL", "info": "    "}
 
@@ -39,15 +38,15 @@ def keygen_command(out, selector, domain):
     selector = selector or config.get("MAILER_DKIM_SELECTOR") or "mail"
     domain = domain or config.get("MAILER_DKIM_DOMAIN") or _from_domain(config)
     path = Path(out) if out else Path(current_app.instance_path) / f"dkim-{selector}.pem"
-    pem = dkim.generate_private_key()
+    pem = delivery.generate_private_key()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        dkim.write_private_key(path, pem)
+        delivery.write_private_key(path, pem)
     except FileExistsError as exc:
         raise click.ClickException(f"{path} exists; it is not overwritten (use --out)") from exc
-    click.echo(f"Wrote a {dkim.key_bits(pem)}-bit RSA key to {path} (mode 600).")
+    click.echo(f"Wrote a {delivery.key_bits(pem)}-bit RSA key to {path} (mode 600).")
     click.echo("Publish this DNS record:\n")
-    click.echo(dkim.dns_record(selector, domain, pem))
+    click.echo(delivery.dns_record(selector, domain, pem))
     click.echo("\nThen set:")
     click.echo(f"  MAILER_DKIM_DOMAIN={domain}")
     click.echo(f"  MAILER_DKIM_SELECTOR={selector}")
@@ -56,8 +55,8 @@ def keygen_command(out, selector, domain):
 
 def _from_domain(config) -> str:
     try:
-        return sender(config)[2]
-    except HeaderValueError as exc:
+        return delivery.sender(config)[2]
+    except delivery.HeaderValueError as exc:
         raise click.ClickException(f"{exc}; or pass --domain") from exc
 
 
@@ -71,8 +70,8 @@ def deliverability_cli():
 def check_command(offline):
     """Print what is set up, what to publish in DNS, and what could be verified."""
     config = current_app.config
-    lookup = None if offline else deliverability.dns_lookup(config)
-    report = deliverability.check_deliverability(config, lookup)
+    lookup = None if offline else delivery.dns_lookup(config)
+    report = delivery.check_deliverability(config, lookup)
     for check in report.checks:
         click.echo(f"{_MARKS.get(check.level, '    ')} {check.topic}: {check.message}")
     if offline:

@@ -4,8 +4,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from .. import clock, scheduler
-from ..digest import build, preflight, spamcheck
+from .. import clock
+from ..digest import build, preflight, schedule, spamcheck
 from ..digest.errors import DigestError
 from ..extensions import db
 from ..models import Section
@@ -29,7 +29,7 @@ def build_command(period: str | None, force: bool):
     config = current_app.config
     try:
         # The period of the weekly run that will send it, so that the run finds it.
-        period = period or scheduler.build_period(db.session, config, clock.now())
+        period = period or schedule.build_period(db.session, config, clock.now())
         existed = build.find_issue(db.session, period) is not None
         issue = build.build_issue(db.session, period=period, force=force)
     except (DigestError, ValueError) as exc:

@@ -4,12 +4,11 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from .. import MAX_DATABASE_ID
 from ..content import feeds as feed_service
 from ..content import items as item_service
 from ..content.errors import FeedError, ItemError
 from ..extensions import db
-from ..models import Feed, Item, Section
+from ..models import MAX_DATABASE_ID, Feed, Item, Section
 
 # Ids the database can hold: a larger number is refused by click with the range, not by the
 # database with a traceback.

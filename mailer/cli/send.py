@@ -1,15 +1,23 @@
 """``flask digest send [NUMBER]`` and ``flask send-pending``: thin entry points over
-:mod:`mailer.delivery.engine`."""
+:mod:`mailer.delivery.dispatch`."""
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .. import MAX_ISSUE_NUMBER
-from ..delivery import engine, queue
-from ..delivery.errors import InvalidTransition, NothingToSend, PreflightFailed
+from .. import create_app, delivery
 from ..extensions import db
-from ..models import IssueStatus
+from ..models import MAX_ISSUE_NUMBER, IssueStatus
+from ..subscriptions.service import process_signup_requests
+
+
+def handle_signups() -> None:
+    """Turn stored signup requests into subscribers with queued confirmations (subscriptions);
+    the delivery room then builds and sends those mails, as the worker's signups job does."""
+    try:
+        process_signup_requests(db.session, current_app.config)
+    finally:
+        db.session.remove()
 
 
 @click.command("send-pending")
@@ -19,7 +27,8 @@ def send_pending_command():
 
     Exits with status 1 when a sender failed (the summary says why).
     """
-    summary = engine.send_pending(current_app._get_current_object())
+    handle_signups()
+    summary = delivery.send_pending(current_app._get_current_object(), factory=create_app)
     if summary.busy:
         raise click.ClickException("another send is running in this process")
     click.echo(
@@ -46,8 +55,8 @@ def digest_send_command(number: int | None):
     with status 1 when the issue ends paused, cancelled or with failures.
     """
     try:
-        issue, queued = engine.start_issue(db.session, number, config=current_app.config)
-    except PreflightFailed as exc:
+        issue, queued = delivery.start_issue(db.session, number, config=current_app.config)
+    except delivery.PreflightFailed as exc:
         # Like the admin's "Send now": fix the issue and rebuild it first.
         _fail(
             [
@@ -55,12 +64,12 @@ def digest_send_command(number: int | None):
                 for f in exc.errors
             ]
         )
-    except NothingToSend as exc:
+    except delivery.NothingToSend as exc:
         if number is not None:  # the operator named an issue that is not there: an error
             raise click.ClickException(f"cannot send: {exc}") from exc
         click.echo(f"Nothing to send: {exc}.")
         return
-    except InvalidTransition as exc:
+    except delivery.InvalidTransition as exc:
         raise click.ClickException(f"cannot send: {exc}") from exc
     if issue.status == IssueStatus.SENT:
         click.echo(f"Issue #{issue.number} was already sent; nothing to do.")
@@ -73,9 +82,9 @@ def digest_send_command(number: int | None):
     _report(number, summary)
 
 
-def _send_with_bar(number: int) -> engine.SendSummary:
+def _send_with_bar(number: int) -> delivery.SendSummary:
     app = current_app._get_current_object()
-    counts = queue.status_counts(db.session, _issue_id(number))
+    counts = delivery.status_counts(db.session, _issue_id(number))
     db.session.remove()
     done = counts["sent"] + counts["failed"] + counts["skipped"]
     bar = click.progressbar(
@@ -84,22 +93,26 @@ def _send_with_bar(number: int) -> engine.SendSummary:
     )  # fmt: skip
     with bar:
         bar.update(done)
-        return engine.send_pending(
-            app, issue_number=number, progress=lambda p: bar.update(p.done - bar.pos, p)
+        handle_signups()
+        return delivery.send_pending(
+            app,
+            issue_number=number,
+            progress=lambda p: bar.update(p.done - bar.pos, p),
+            factory=create_app,
         )
 
 
-def _describe(p: engine.SendProgress | None) -> str:
+def _describe(p: delivery.SendProgress | None) -> str:
     if p is None:
         return ""
     rate = p.sent_this_run / p.elapsed if p.elapsed > 0 else 0.0
     return f"sent {p.sent}/{p.total}, {rate:,.0f} msg/s"
 
 
-def _report(number: int, summary: engine.SendSummary) -> None:
+def _report(number: int, summary: delivery.SendSummary) -> None:
     if summary.busy:
         raise click.ClickException("another send is running in this process; try again")
-    counts = queue.status_counts(db.session, _issue_id(number))
+    counts = delivery.status_counts(db.session, _issue_id(number))
     status = summary.issues.get(number, "not sending")
     click.echo(
         f"Issue #{number}: {status}. This run: {summary.sent} sent, {summary.deferred} "
@@ -109,7 +122,7 @@ def _report(number: int, summary: engine.SendSummary) -> None:
         + "."
     )
     problems = list(summary.errors)
-    retry = queue.next_retry_at(db.session, _issue_id(number))
+    retry = delivery.next_retry_at(db.session, _issue_id(number))
     if counts["deferred"] and retry is not None:
         click.echo(
             f"{counts['deferred']} deferred deliveries will be retried from "
@@ -130,16 +143,16 @@ def _report(number: int, summary: engine.SendSummary) -> None:
 
 
 def _issue_id(number: int) -> int:
-    issue = engine.issue_by_number(db.session, number)
+    issue = delivery.issue_by_number(db.session, number)
     return issue.id
 
 
 def _reason(number: int) -> str:
-    issue = engine.issue_by_number(db.session, number)
+    issue = delivery.issue_by_number(db.session, number)
     return issue.status_reason or "no reason recorded"
 
 
-def _echo_leases(summary: engine.SendSummary, number: int) -> None:
+def _echo_leases(summary: delivery.SendSummary, number: int) -> None:
     leases = summary.leased.get(number)
     if leases is not None:
         click.echo(
@@ -148,7 +161,7 @@ def _echo_leases(summary: engine.SendSummary, number: int) -> None:
         )
 
 
-def _echo_counts(summary: engine.SendSummary) -> None:
+def _echo_counts(summary: delivery.SendSummary) -> None:
     click.echo(
         f"Deliveries: {summary.sent} sent, {summary.deferred} deferred, {summary.failed} "
         f"failed, {summary.skipped} skipped ({summary.elapsed:.1f} s)."

@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 
 from .. import clock
 from .. import scheduler as schedule
-from ..delivery.engine import stop_sending
+from ..delivery import stop_sending
 
 log = logging.getLogger("mailer.worker")
 

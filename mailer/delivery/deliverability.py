@@ -19,9 +19,9 @@ import dns.nameserver
 import dns.resolver
 
 from .. import clock
-from . import dkim as dkim_keys
-from . import mime
-from .mime_headers import HeaderValueError, list_id_value, sender
+from . import message
+from .message import dkim as dkim_keys
+from .message.headers import HeaderValueError, list_id_value, sender
 
 # A lookup answers (name, "TXT" | "PTR") with the record strings ([] when there are none)
 # and raises DnsUnreachable when no resolver answers.
@@ -156,16 +156,17 @@ def _check_sample(config: Mapping, signer: dkim_keys.DkimSigner, report: Report)
         send_started_at=clock.now(),
         created_at=None,
     )
-    message = mime.compile_issue(sample, config).personalise(0, "check@example.com", _url(config))
+    compiled = message.compile_issue(sample, config)
+    signed = compiled.personalise(0, "check@example.com", _url(config))
     answer = dkim_keys.dns_answer_from_key(signer.selector, signer.domain, signer.private_key)
-    if dkim_keys.verify(message, answer):
+    if dkim_keys.verify(signed, answer):
         report.add("ok", "DKIM", "a sample digest message was signed and verified with this key")
     else:
         report.add("error", "DKIM", "a sample message signed with this key did not verify")
 
 
 def _url(config: Mapping) -> str:
-    return f"{config.get('MAILER_BASE_URL', '').rstrip('/')}/unsubscribe/{mime.TEST_TOKEN}"
+    return f"{config.get('MAILER_BASE_URL', '').rstrip('/')}/unsubscribe/{message.TEST_TOKEN}"
 
 
 def _relay_ip(config: Mapping) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -1,31 +1,67 @@
-"""Transactional mail (e.g. the signup confirmation): queued as rows, sent by the sender loop.
+"""Transactional mail (the signup confirmation and any other one-off mail): queued as rows,
+built by the worker, sent by the sender loop.
 
-A row is claimed by moving its ``next_attempt_at`` past a short lease in one UPDATE (with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never send the same mail, and a
-worker that dies mid-send leaves the mail due again when the lease ends. Retries follow the
-digest's rules (4xx: backoff until ``MAILER_RETRY_FOR`` after queueing; 5xx: failed at once)
-and the reply is kept on the row; no bounce counting.
+A row is claimed by moving its ``next_attempt_at`` past a short lease
+(:func:`.sender.claims.claim_rows`, the room's one claim mechanism), so two workers never
+send the same mail, and a worker that dies mid-send leaves the mail due again when the lease
+ends. Retries follow the room's one rule (:mod:`.retry`); 5xx fails at once; the reply is
+kept on the row; no bounce counting. ``TransactionalMail.status`` changes only through
+:func:`mail_transition`.
+
+Confirmation mails are queued by the subscriptions room without a body (the web request
+stays fast); :func:`compose_confirmations` builds them here, asking that room for the
+rendered mail, before :func:`send_due` sends them.
 """
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Update
 
 from .. import clock
-from ..models import DeliveryStatus, TransactionalMail
+from ..models import DeliveryStatus, Subscriber, TransactionalMail
+from ..subscriptions.service import CONFIRM_KIND, PENDING, render_confirmation
 from .errors import RecipientNotSupported, RelayError
-from .retry import REPLY_LIMIT, backoff
-from .smtp import RelaySettings, SmtpConnection, SmtpReply
+from .ledger import Tally, Transition
+from .message import build_transactional
+from .retry import REPLY_LIMIT, after_temporary_failure, retry_window
+from .sender.claims import claim_rows
+from .smtp.connection import SmtpConnection
+from .smtp.settings import RelaySettings, SmtpReply
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
 BATCH = 100
+COMPOSE_BATCH = 100  # mails built per transaction by compose_confirmations
+NOT_PENDING = "not sent: the subscriber was no longer waiting for a confirmation link"
+_WAITING = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED})
+
+# The allowed transitions of TransactionalMail.status, all of them (a row is created queued).
+MAIL_TRANSITIONS: dict[str, Transition] = {
+    "sent": Transition(_WAITING, DeliveryStatus.SENT),
+    "defer": Transition(_WAITING, DeliveryStatus.DEFERRED),
+    "fail": Transition(_WAITING, DeliveryStatus.FAILED),
+    "skip": Transition(frozenset({DeliveryStatus.QUEUED}), DeliveryStatus.SKIPPED),
+}
+
+
+def mail_transition(action: str, mail_id: int) -> Update:
+    """The UPDATE that applies ``action`` (a key of :data:`MAIL_TRANSITIONS`) to one mail.
+
+    It changes the row only from an allowed status; callers add ``.values(...)`` for the
+    other columns. Raises KeyError for an unknown action.
+    """
+    rule = MAIL_TRANSITIONS[action]
+    return (
+        update(TransactionalMail)
+        .where(TransactionalMail.id == mail_id, TransactionalMail.status.in_(rule.sources))
+        .values(status=rule.target)
+    )
 
 
 def queue_mail(
@@ -37,7 +73,7 @@ def queue_mail(
         kind: what it is, e.g. "confirm" (at most 32 characters).
         recipient: the envelope recipient.
         body: the complete RFC 5322 message (CRLF line ends), e.g. from
-            ``mime.build_transactional``.
+            ``message.build_transactional``.
         subscriber_id: the subscriber it concerns, if any (deleted with them).
 
     Returns:
@@ -63,15 +99,6 @@ def queue_mail(
     return mail
 
 
-@dataclass
-class TransactionalTally:
-    """What one run did with transactional mail."""
-
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-
-
 def _due(now: datetime):
     # A row without a body waits for its composer (e.g. subscriptions' compose_confirmations).
     pending = TransactionalMail.status.in_(
@@ -89,21 +116,8 @@ def has_due(conn: Connection) -> bool:
 
 
 def _claim(conn: Connection, now: datetime) -> list[tuple]:
-    pending, due = _due(now)
-    candidates = (
-        select(TransactionalMail.id)
-        .where(pending, due)
-        .order_by(TransactionalMail.id)
-        .limit(BATCH)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list(
-        conn.scalars(
-            update(TransactionalMail)
-            .where(TransactionalMail.id.in_(candidates.scalar_subquery()))
-            .values(next_attempt_at=now + LEASE)
-            .returning(TransactionalMail.id)
-        )
+    ids = claim_rows(
+        conn, TransactionalMail, list(_due(now)), size=BATCH, lease={"next_attempt_at": now + LEASE}
     )
     if not ids:
         return []
@@ -112,20 +126,20 @@ def _claim(conn: Connection, now: datetime) -> list[tuple]:
         TransactionalMail.recipient,
         TransactionalMail.body,
         TransactionalMail.attempts,
-        TransactionalMail.created_at,
+        TransactionalMail.retry_until,
     ).where(TransactionalMail.id.in_(ids))
     return list(conn.execute(query.order_by(TransactionalMail.id)))
 
 
-def send_due(engine: Engine, config: Mapping) -> TransactionalTally:
+def send_due(engine: Engine, config: Mapping) -> Tally:
     """Send every transactional mail that is due now over one connection; returns the counts.
 
     Stops at the first relay error (the relay is down: the other claimed mails wait for
     their lease, ``LEASE``, and are retried by a later run).
     """
-    tally = TransactionalTally()
+    tally = Tally()
     relay = SmtpConnection(RelaySettings.from_config(config))
-    retry_for = timedelta(seconds=int(config["MAILER_RETRY_FOR"]))
+    retry_for = retry_window(config)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         try:
             while rows := _claim(conn, clock.now()):
@@ -138,7 +152,7 @@ def send_due(engine: Engine, config: Mapping) -> TransactionalTally:
 
 
 def _send_one(conn, relay: SmtpConnection, row, retry_for: timedelta, tally) -> bool:
-    mail_id, recipient, body, attempts, created_at = row
+    mail_id, recipient, body, attempts, _retry_until = row
     try:
         reply = relay.send(recipient, body)
     except RelayError as exc:
@@ -152,7 +166,7 @@ def _send_one(conn, relay: SmtpConnection, row, retry_for: timedelta, tally) -> 
 
 
 def _record(conn, row, reply: SmtpReply, retry_for: timedelta, tally) -> None:
-    mail_id, _recipient, _body, attempts, created_at = row
+    mail_id, _recipient, _body, attempts, retry_until = row
     now = clock.now()
     values = {
         "attempts": attempts + 1,
@@ -161,12 +175,74 @@ def _record(conn, row, reply: SmtpReply, retry_for: timedelta, tally) -> None:
     }
     if reply.ok:
         # next_attempt_at: when it actually went out (the signup room counts mails per hour).
-        values.update(status=DeliveryStatus.SENT, sent_at=now, next_attempt_at=now)
+        action = "sent"
+        values.update(sent_at=now, next_attempt_at=now)
         tally.sent += 1
-    elif (reply.temporary or reply.code == 0) and now < created_at + retry_for:
-        values.update(status=DeliveryStatus.DEFERRED, next_attempt_at=now + backoff(attempts + 1))
-        tally.deferred += 1
+    elif reply.temporary or reply.code == 0:
+        step = after_temporary_failure(attempts, retry_until, now, retry_for)
+        action = "defer" if step.status == DeliveryStatus.DEFERRED else "fail"
+        values.update(retry_until=step.retry_until, next_attempt_at=step.next_attempt_at)
+        tally.deferred += action == "defer"
+        tally.failed += action == "fail"
     else:
-        values.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+        action = "fail"
+        values.update(next_attempt_at=None)
         tally.failed += 1
-    conn.execute(update(TransactionalMail).where(TransactionalMail.id == mail_id).values(**values))
+    conn.execute(mail_transition(action, mail_id).values(**values))
+
+
+def compose_confirmations(session: Session, config: Mapping) -> int:
+    """Build the body of every queued confirmation mail that has none yet; commits.
+
+    Each mail gets a fresh confirm link for the subscriber's current subscription version
+    (rendered by ``subscriptions.service.render_confirmation``, MIME-assembled and
+    DKIM-signed as configured). A mail whose subscriber is no longer pending (confirmed
+    meanwhile, or left) is skipped instead: a confirm link could not work for them. Safe
+    with several workers at once: a body is written only where none is yet. Needs an app
+    context (templates).
+
+    Returns:
+        The number of mails built.
+
+    Raises:
+        message.headers.HeaderValueError, message.dkim.DkimConfigError: as
+        ``message.build_transactional`` (a broken DKIM key: nothing is sent unsigned).
+    """
+    built = 0
+    while rows := _unbuilt(session):
+        for mail_id, subscriber_id, email, status, version in rows:
+            unbuilt = TransactionalMail.body.is_(None)
+            if status == PENDING:
+                mail = render_confirmation(email, subscriber_id, version, config)
+                body = build_transactional(email, mail, config)
+                statement = update(TransactionalMail).where(TransactionalMail.id == mail_id)
+                statement = statement.where(unbuilt).values(body=body)
+                built += 1
+            else:
+                statement = mail_transition("skip", mail_id).where(unbuilt)
+                statement = statement.values(last_reply=NOT_PENDING)
+            session.execute(statement.execution_options(synchronize_session=False))
+        session.commit()
+    session.rollback()  # end the last (read-only) transaction
+    return built
+
+
+def _unbuilt(session: Session) -> list:
+    query = (
+        select(
+            TransactionalMail.id,
+            TransactionalMail.subscriber_id,
+            TransactionalMail.recipient,
+            Subscriber.status,
+            Subscriber.version,
+        )
+        .join(Subscriber, Subscriber.id == TransactionalMail.subscriber_id)
+        .where(
+            TransactionalMail.kind == CONFIRM_KIND,
+            TransactionalMail.status == DeliveryStatus.QUEUED,
+            TransactionalMail.body.is_(None),
+        )
+        .order_by(TransactionalMail.id)
+        .limit(COMPOSE_BATCH)
+    )
+    return list(session.execute(query))

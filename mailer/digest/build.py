@@ -28,8 +28,8 @@ def current_period(config: Mapping) -> str:
 
     This is the calendar week, not always the period of the next send: after the weekly
     run, the next issue belongs to next week. Entry points that build "the next issue"
-    (admin, ``digest build``) pass ``mailer.scheduler.build_period`` instead; the digest
-    room does not read the schedule (DESIGN.md: no upward imports).
+    (admin, ``digest build``) pass ``schedule.build_period`` instead, which knows the
+    weekly calendar.
     """
     return period_for(clock.now(), config["MAILER_TIMEZONE"])
 

@@ -65,7 +65,7 @@ def sample_message(issue: Issue, config: Mapping) -> bytes:
 
     Headers follow the delivery room's set (From, To, Subject, Date, Message-ID, List-Id,
     List-Unsubscribe (RFC 2369) and List-Unsubscribe-Post (RFC 8058)); this is only a sample
-    for scoring, the real messages are built by ``mailer.delivery.mime``.
+    for scoring, the real messages are built by ``mailer.delivery.message``.
     """
     base_url = config["MAILER_BASE_URL"].rstrip("/")
     domain = parseaddr(config["MAILER_FROM"])[1].rpartition("@")[2] or "localhost"

@@ -1,1 +1,5 @@
-"""subscriptions room (see ../shared/DESIGN.md)."""
+"""The subscriptions room: signup, double opt-in, tokens, unsubscribe, consent, suppression.
+
+``service`` is its front door. It never imports the delivery room: the worker's signups job
+calls this room, then delivery. See docs/ARCHITECTURE.md.
+"""

@@ -1,8 +1,9 @@
 """The confirmation mail: rendered from templates/email/confirm*, queued on the delivery path.
 
 Decision: the web request only queues the mail (a TransactionalMail row without a body,
-committed with the signup); the worker's sender loop (every ``MAILER_SENDER_INTERVAL``
-seconds) builds it (:func:`compose_confirmations`) and sends it. Neither rendering, MIME
+committed with the signup); the worker's signups job (every ``MAILER_SENDER_INTERVAL``
+seconds) has the delivery room build it (``delivery.transactional.compose_confirmations``,
+which calls :func:`render_confirmation`) and send it. Neither rendering, MIME
 assembly, DKIM signing nor SMTP happens inside the request, so the signup page stays fast
 (the signup benchmark compares it with a bare insert) and a slow or dead relay never slows it;
 a failed send is retried by the delivery engine like any other mail.
@@ -11,11 +12,10 @@ a failed send is retried by the delivery engine like any other mail.
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ..delivery.mime import build_transactional
 from ..models import DeliveryStatus, Subscriber, TransactionalMail
 from ..templating import render_mail
 from .limits import (
@@ -24,14 +24,10 @@ from .limits import (
     schedule_confirmation,
     take_confirmation_slot,
 )
-from .records import PENDING
 from .tokens import confirm_url, make_confirm_token
 
-# Mails built per transaction by compose_confirmations (each is rendered and maybe signed).
-COMPOSE_BATCH = 100
 # Built once and run with parameters, so SQLAlchemy compiles it once (its statement cache).
 _NEW_MAIL = insert(TransactionalMail.__table__).returning(TransactionalMail.id)
-NOT_PENDING = "not sent: the subscriber was no longer waiting for a confirmation link"
 
 
 def queue_confirmation(
@@ -66,8 +62,8 @@ def queue_unbuilt_confirmation(
     """Insert a confirmation mail row without a body (one INSERT); no commit, no limit check.
 
     The mail is scheduled under the hourly cap (``MAILER_CONFIRMATIONS_PER_HOUR``, see
-    :func:`.limits.schedule_confirmation`); its body is built by :func:`compose_confirmations`
-    before it is sent. Returns the new row's id.
+    :func:`.limits.schedule_confirmation`); its body is built by the delivery room
+    (``transactional.compose_confirmations``) before it is sent. Returns the new row's id.
     """
     send_at = schedule_confirmation(conn, now, config["MAILER_CONFIRMATIONS_PER_HOUR"])
     row = {
@@ -81,63 +77,6 @@ def queue_unbuilt_confirmation(
         "created_at": now,
     }
     return conn.execute(_NEW_MAIL, row).scalar_one()
-
-
-def compose_confirmations(session: Session, config: Mapping) -> int:
-    """Build the body of every queued confirmation mail that has none yet; commits.
-
-    Each mail gets a fresh confirm link for the subscriber's current subscription version
-    (rendered, MIME-assembled and DKIM-signed as configured). A mail whose subscriber is no
-    longer pending (confirmed meanwhile, or left) is marked skipped instead: a confirm link
-    could not work for them. Safe with several workers at once: a body is written only where
-    none is yet. Needs an app context (templates).
-
-    Returns:
-        The number of mails built.
-
-    Raises:
-        mime_headers.HeaderValueError, dkim.DkimConfigError: as ``mime.build_transactional``
-        (a broken DKIM key: nothing is sent unsigned).
-    """
-    built = 0
-    while rows := _unbuilt(session):
-        for mail_id, subscriber_id, email, status, version in rows:
-            if status == PENDING:
-                mail = render_confirmation(email, subscriber_id, version, config)
-                values = {"body": build_transactional(email, mail, config)}
-                built += 1
-            else:
-                values = {"status": DeliveryStatus.SKIPPED, "last_reply": NOT_PENDING}
-            session.execute(
-                update(TransactionalMail)
-                .where(TransactionalMail.id == mail_id, TransactionalMail.body.is_(None))
-                .values(values)
-                .execution_options(synchronize_session=False)
-            )
-        session.commit()
-    session.rollback()  # end the last (read-only) transaction
-    return built
-
-
-def _unbuilt(session: Session) -> list:
-    query = (
-        select(
-            TransactionalMail.id,
-            TransactionalMail.subscriber_id,
-            TransactionalMail.recipient,
-            Subscriber.status,
-            Subscriber.version,
-        )
-        .join(Subscriber, Subscriber.id == TransactionalMail.subscriber_id)
-        .where(
-            TransactionalMail.kind == CONFIRM_KIND,
-            TransactionalMail.status == DeliveryStatus.QUEUED,
-            TransactionalMail.body.is_(None),
-        )
-        .order_by(TransactionalMail.id)
-        .limit(COMPOSE_BATCH)
-    )
-    return list(session.execute(query))
 
 
 def render_confirmation(email: str, subscriber_id: int, version: int, config: Mapping):

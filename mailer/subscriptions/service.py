@@ -1,5 +1,6 @@
 """Service functions of the subscriptions room: what views, commands, admin, delivery and the
-scheduler call. They take a session and raise domain errors (:mod:`.errors`), never HTTP ones.
+scheduler call (delivery: for the confirmation mail it builds and the bounces it counts).
+They take a session and raise domain errors (:mod:`.errors`), never HTTP ones.
 
 The work lives in :mod:`.signup` (web signup), :mod:`.links` (confirm/unsubscribe links),
 :mod:`.operators` (add, import), :mod:`.lifecycle` (unsubscribe, erase, bounce, purge); this
@@ -8,6 +9,7 @@ module re-exports them so that callers need only ``subscriptions.service``.
 
 from .addresses import normalize_email
 from .lifecycle import erase_subscriber, mark_bounced, purge_stale_pending, unsubscribe_subscriber
+from .limits import CONFIRM_KIND
 from .links import (
     ALREADY,
     DONE,
@@ -26,18 +28,21 @@ from .links import (
     unsubscribe_by_token,
     unsubscribe_token_verifies,
 )
-from .mailing import compose_confirmations, humanize_duration
+from .mailing import humanize_duration, render_confirmation
 from .operators import ImportReport, add_subscriber, import_csv
+from .records import PENDING
 from .signup import SignupResult, Visitor, process_signup_requests, request_subscription
 
 __all__ = [
     "ALREADY",
+    "CONFIRM_KIND",
     "DONE",
     "ERASED",
     "EXPIRED",
     "GONE",
     "LEFT",
     "LIMITED",
+    "PENDING",
     "READY",
     "RESENT",
     "ImportReport",
@@ -45,7 +50,6 @@ __all__ = [
     "TokenPage",
     "Visitor",
     "add_subscriber",
-    "compose_confirmations",
     "confirm_by_token",
     "erase_by_token",
     "erase_subscriber",
@@ -57,6 +61,7 @@ __all__ = [
     "normalize_email",
     "process_signup_requests",
     "purge_stale_pending",
+    "render_confirmation",
     "request_subscription",
     "unsubscribe_by_token",
     "unsubscribe_subscriber",

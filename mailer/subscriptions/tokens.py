@@ -20,7 +20,8 @@ from itsdangerous import (
     URLSafeTimedSerializer,
 )
 
-from .. import MAX_DATABASE_ID, clock
+from .. import clock
+from ..models import MAX_DATABASE_ID
 from .errors import ExpiredToken, InvalidToken
 
 CONFIRM_SALT = "mailer.subscriptions.confirm.v1"

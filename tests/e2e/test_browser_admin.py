@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
-from mailer.delivery.engine import send_pending, start_issue
+from mailer.delivery.dispatch import send_pending, start_issue
 from mailer.models import JobEvent
 from tests.conftest import ROOT
 from tests.support.browser import chromium_page

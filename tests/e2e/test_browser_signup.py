@@ -4,7 +4,7 @@ the confirmation link from the mail the SMTP server received, and confirms.
 
 import pytest
 
-from mailer.delivery.engine import send_pending
+from mailer.delivery.dispatch import send_pending
 from tests.support.browser import chromium_page
 from tests.support.signup import LiveServer, confirm_url_in, subscriber
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mailer import clock, create_app
-from mailer.delivery.engine import send_pending
+from mailer.delivery.dispatch import send_pending
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
         print("ready", flush=True)
         while not Path(start_file).exists():
             time.sleep(0.01)
-    summary = send_pending(app)
+    summary = send_pending(app, factory=create_app)
     print(json.dumps(asdict(summary), default=str), flush=True)
 
 

@@ -26,12 +26,12 @@ from types import SimpleNamespace
 
 from flask import Flask
 
-from .. import create_app
-from ..extensions import db
-from ..models import Issue
-from . import mime
-from .hotpath import checkpoint
-from .sender import IssueSender, Tally
+from ...extensions import db
+from ...models import Issue
+from .. import message
+from ..ledger import Tally
+from .loop import IssueSender
+from .statements import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,12 @@ def portable_config(config: Mapping) -> SimpleNamespace:
 
 
 def run_processes(
-    app: Flask, issue_id: int, shares: list[int], *, rate: float, stop, report: Report
+    app: Flask, factory, issue_id: int, shares: list[int], *, rate: float, stop, report: Report
 ) -> tuple[Tally, list[str]]:
     """Run one spawned process per entry of ``shares`` (its number of connections).
+
+    ``factory`` builds each child's app from the parent's settings (``mailer.create_app``;
+    it must be a module-level function, since ``spawn`` pickles it by name).
 
     Returns the total of all processes and the errors of any that failed. Ctrl-C, or
     ``stop`` (a threading.Event) being set, asks the children to stop after their current
@@ -153,7 +156,7 @@ def run_processes(
     processes = [
         context.Process(
             target=child_main,
-            args=(config, issue_id, connections, rate, index, results, child_stop),
+            args=(factory, config, issue_id, connections, rate, index, results, child_stop),
             name=f"mailer-sender-{index}",
         )
         for index, connections in enumerate(shares)
@@ -204,17 +207,17 @@ def _sum(latest: dict[int, dict]) -> Tally:
     return total
 
 
-def child_main(config, issue_id: int, connections: int, rate: float, index: int, results, stop):
+def child_main(factory, config, issue_id: int, connections: int, rate, index: int, results, stop):
     """Entry point of a sender process: build the app, compile the issue, run the senders.
 
     Reports ``(index, counts, None)`` while running and ``(index, counts, errors)`` at the
     end on ``results``. Ignores SIGINT: the parent sets ``stop`` instead.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    app = create_app(config)
+    app = factory(config)
     with app.app_context():
         issue = db.session.get(Issue, issue_id)
-        compiled = mime.compile_issue(issue, app.config)
+        compiled = message.compile_issue(issue, app.config)
         db.session.remove()
         total, errors = run_here(
             app, issue_id, compiled, connections, rate=rate, stop=stop,

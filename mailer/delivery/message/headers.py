@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from email.header import Header
 from email.utils import format_datetime, getaddresses
 
-from .. import clock
+from ... import clock
 
 FOLD = "\r\n "
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058 §3.1
@@ -219,13 +219,13 @@ def issue_boundary(issue) -> str:
     return boundary_for(f"issue-{issue.id}-{issue.number}")
 
 
-def digest_headers(config, *, to, subject, date, msgid, unsubscribe_url) -> list[tuple[str, str]]:
-    """Return a digest message's headers in order, as (name, folded value) pairs.
+def base_headers(config, *, to, subject, date, msgid) -> list[tuple[str, str]]:
+    """Return the headers every mail we send starts with, in order, as (name, value) pairs.
 
-    From, To, Subject, Date, Message-ID, MIME-Version, List-Id (RFC 2919), List-Unsubscribe
-    (RFC 2369, https first) and List-Unsubscribe-Post (RFC 8058 §3.1); exactly one each.
+    From, To, Subject, Date, Message-ID and MIME-Version (RFC 5322 §3.6, RFC 2045 §4), each
+    exactly once: the digest, a test copy and a transactional mail all begin with these, so
+    a header every mail needs is added here, once.
     """
-    mailto = config.get("MAILER_UNSUBSCRIBE_MAILTO", "")
     return [
         ("From", from_value(config)),
         ("To", address_value(to)),
@@ -233,9 +233,31 @@ def digest_headers(config, *, to, subject, date, msgid, unsubscribe_url) -> list
         ("Date", date_value(date)),
         ("Message-ID", msgid),
         ("MIME-Version", "1.0"),
+    ]
+
+
+def digest_headers(config, *, to, subject, date, msgid, unsubscribe_url) -> list[tuple[str, str]]:
+    """Return a digest message's headers in order, as (name, folded value) pairs.
+
+    :func:`base_headers`, then List-Id (RFC 2919), List-Unsubscribe (RFC 2369, https first)
+    and List-Unsubscribe-Post (RFC 8058 §3.1); exactly one each.
+    """
+    mailto = config.get("MAILER_UNSUBSCRIBE_MAILTO", "")
+    return [
+        *base_headers(config, to=to, subject=subject, date=date, msgid=msgid),
         ("List-Id", list_id_value(config)),
         ("List-Unsubscribe", list_unsubscribe_value(unsubscribe_url, mailto)),
         ("List-Unsubscribe-Post", ONE_CLICK),
+    ]
+
+
+def transactional_headers(config, *, to, subject, date, msgid) -> list[tuple[str, str]]:
+    """Return a transactional mail's headers: :func:`base_headers`, then
+    ``Auto-Submitted: auto-generated`` (RFC 3834 §5); no List-* headers (it is not list mail).
+    """
+    return [
+        *base_headers(config, to=to, subject=subject, date=date, msgid=msgid),
+        ("Auto-Submitted", "auto-generated"),
     ]
 
 

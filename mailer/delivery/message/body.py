@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from email.quoprimime import _QUOPRI_BODY_ENCODE_MAP, body_encode
 
-from .smtp import dot_stuff
+from ..smtp.framing import dot_stuff
 
 # RFC 2045 §6.7 (5): encoded lines are at most 76 characters long.
 QP_LINE_LENGTH = 76

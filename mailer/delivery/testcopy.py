@@ -4,9 +4,10 @@ import smtplib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..delivery import mime, smtp
-from ..delivery.errors import DeliveryError
 from ..models import Issue
+from . import message
+from .errors import DeliveryError
+from .smtp import connection
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,8 @@ def send_test_copies(
 ) -> list[TestCopyResult]:
     """Send one test copy of ``issue`` to each address, straight to the relay.
 
-    Uses ``mime.build_test_message`` (subject "[TEST] ...", same headers as a real copy) and
-    ``smtp.send_message``; writes no Delivery row, so the issue's statistics do not change.
+    Uses ``message.build_test_message`` (subject "[TEST] ...", same headers as a real copy) and
+    ``connection.send_message``; writes no Delivery row, so the issue's statistics do not change.
     A refused or failed copy is reported, never raised: the others are still sent.
 
     Returns:
@@ -34,9 +35,9 @@ def send_test_copies(
     """
     results = []
     for recipient in recipients:
-        body = mime.build_test_message(issue, recipient, config)
+        body = message.build_test_message(issue, recipient, config)
         try:
-            reply = smtp.send_message(config, recipient, body)
+            reply = connection.send_message(config, recipient, body)
         except (OSError, smtplib.SMTPException, DeliveryError, ValueError) as exc:
             # Relay unreachable, SMTPUTF8 missing, or MAILER_SMTP_* malformed: say so.
             results.append(TestCopyResult(recipient, False, f"{type(exc).__name__}: {exc}"))

@@ -1,40 +1,19 @@
 """What a sender works through: its claimed rows (:class:`Rows`), the message in flight on a
-connection (:class:`Job`), and its counts (:class:`Tally`)."""
+connection (:class:`Job`)."""
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from .. import clock
-from ..models import Issue, IssueStatus
-from . import claim
-from .claim import Claimed
-from .relay import SmtpReply
+from ... import clock
+from ...models import Issue, IssueStatus
+from ..smtp.settings import SmtpReply
+from . import claims
+from .claims import Claimed
 from .throttle import hourly_allowance
-
-
-@dataclass
-class Tally:
-    """Counts of one sender (or a sum of several); read live for progress reports."""
-
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    skipped: int = 0
-    suppressed: int = 0
-    relay_errors: int = 0
-
-    def add(self, other: "Tally") -> None:
-        """Add ``other``'s counts to this one (only the counts, also in a subclass)."""
-        for field in fields(Tally):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
-
-    def as_dict(self) -> dict[str, int]:
-        """The counts as a plain dict (to send between processes)."""
-        return {field.name: getattr(self, field.name) for field in fields(Tally)}
 
 
 @dataclass(eq=False)
@@ -53,7 +32,7 @@ class Rows:
     """The claimed deliveries of one sender: claims batches on demand, renews, releases.
 
     Args:
-        issue_id: the issue being sent. worker: the claimer name (``claim.worker_id``).
+        issue_id: the issue being sent. worker: the claimer name (``claims.worker_id``).
         config: the app config (``MAILER_BATCH_SIZE``, ``MAILER_SEND_HOURLY_CAP``).
     """
 
@@ -96,8 +75,8 @@ class Rows:
             size = min(size, allowance - in_flight)
         if size <= 0:
             return []
-        self._renew_at = now + claim.LEASE / 3
-        return claim.claim_batch(
+        self._renew_at = now + claims.LEASE / 3
+        return claims.claim_batch(
             conn, issue_id=self.issue_id, worker=self.worker, size=size, now=now
         )
 
@@ -108,10 +87,10 @@ class Rows:
         """Extend the lease of the rows still ours once a third of it has passed."""
         now = clock.now()
         if self._renew_at is not None and now >= self._renew_at:
-            claim.renew(conn, self._ours(on_wire), self.worker, now)
-            self._renew_at = now + claim.LEASE / 3
+            claims.renew(conn, self._ours(on_wire), self.worker, now)
+            self._renew_at = now + claims.LEASE / 3
 
     def release(self, conn: Connection, on_wire: list[int]) -> None:
         """Give back the leases of every row not sent (the queue and ``on_wire``)."""
-        claim.release(conn, self._ours(on_wire), self.worker)
+        claims.release(conn, self._ours(on_wire), self.worker)
         self.queue.clear()

@@ -9,12 +9,12 @@ import base64
 import html
 import secrets
 
-from ..digest.render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
-from . import mime_headers as hdr
+from ...digest.render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
+from ..smtp.framing import data_parts
+from . import headers as hdr
+from .assemble import assemble
+from .body import body_template
 from .dkim import DkimSigner
-from .mime_body import body_template
-from .mime_build import assemble
-from .smtp import data_parts
 
 MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER)
 

@@ -15,8 +15,9 @@ import socket
 from collections.abc import Mapping
 from functools import cache
 
-from .errors import RecipientNotSupported, RelayError
-from .relay import RelaySettings, SmtpReply
+from ..errors import RelayError
+from .framing import data_parts, envelope_commands
+from .settings import RelaySettings, SmtpReply, envelope_refusal
 
 __all__ = ["RelaySettings", "SmtpConnection", "SmtpReply", "send_message"]
 
@@ -25,50 +26,6 @@ __all__ = ["RelaySettings", "SmtpConnection", "SmtpReply", "send_message"]
 def _local_hostname() -> str:
     # socket.getfqdn(), smtplib's default, may wait for DNS; the plain host name never does.
     return socket.gethostname() or "localhost"
-
-
-def dot_stuff(data: bytes) -> bytes:
-    """Return ``data`` with a dot doubled at the start of every line (RFC 5321 §4.5.2).
-
-    ``data`` must begin at a line start: a whole message, or a piece of one that begins a
-    line (the compiled digest stuffs its pieces once per issue). No copy when nothing needs
-    stuffing.
-    """
-    if b"\n." in data:
-        data = data.replace(b"\n.", b"\n..")
-    return b"." + data if data[:1] == b"." else data
-
-
-def data_parts(body: bytes) -> list[bytes]:
-    """Return ``body`` as DATA content: dot-stuffed and ended by CRLF "." CRLF (RFC 5321
-    §4.5.2), as parts to write in order (no copy of the body when it needs no stuffing)."""
-    body = dot_stuff(body)
-    return [body, b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"]
-
-
-def data_bytes(body: bytes) -> bytes:
-    """:func:`data_parts` joined into one bytes object."""
-    return b"".join(data_parts(body))
-
-
-def envelope_commands(sender: str, recipient: str, smtputf8: bool) -> list[bytes]:
-    """MAIL, RCPT and DATA for one recipient (with the SMTPUTF8 option when it needs it).
-
-    Raises:
-        RecipientNotSupported: a non-ASCII address and a relay without SMTPUTF8 (RFC 6531).
-    """
-    options = ""
-    if not recipient.isascii():
-        if not smtputf8:
-            raise RecipientNotSupported(
-                f"{recipient!r} needs SMTPUTF8 (RFC 6531) and the relay does not offer it"
-            )
-        options = " SMTPUTF8"
-    return [
-        f"MAIL FROM:<{sender}>{options}\r\n".encode(),
-        f"RCPT TO:<{recipient}>\r\n".encode(),
-        b"DATA\r\n",
-    ]
 
 
 class _Closing(Exception):
@@ -203,17 +160,15 @@ class SmtpConnection:
         mail, rcpt, data = self._envelope(sender, recipient)
         if data is None or data.code != 354:
             self._reset()
-            if not mail.ok:
-                raise RelayError(mail.code, f"sender refused: {mail.text}")
-            return rcpt if rcpt is not None and not rcpt.ok else data
+            return envelope_refusal(mail, rcpt, data)
         if not rcpt.ok:
             # A relay that answers DATA with 354 after refusing the only recipient: end the
             # empty transaction (no valid recipient: nothing is delivered) and report it.
             self._write(b".\r\n")
             self._read()
             self._reset()
-            return rcpt
-        self._write(data_bytes(body))
+            return envelope_refusal(mail, rcpt, None)
+        self._write(b"".join(data_parts(body)))
         return self._read()
 
     def _envelope_commands(self, sender: str, recipient: str) -> bytes:

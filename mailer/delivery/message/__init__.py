@@ -31,13 +31,13 @@ import html
 import re
 from email.utils import make_msgid
 
-from .. import clock
-from . import mime_headers as hdr
+from ... import clock
+from . import headers as hdr
+from .assemble import assemble
+from .body import choose_cte
+from .compiled import MARKERS, CompiledIssue
 from .dkim import DkimSigner, signer_from_config
-from .mime_body import choose_cte
-from .mime_build import assemble
-from .mime_compiled import MARKERS, CompiledIssue
-from .mime_headers import message_id
+from .headers import message_id
 
 __all__ = [
     "CompiledIssue",
@@ -182,15 +182,13 @@ def build_transactional(recipient: str, mail, config) -> bytes:
         mime_headers.HeaderValueError, dkim.DkimConfigError: as :func:`build_message`.
     """
     domain = hdr.sender(config)[2]
-    headers = [
-        ("From", hdr.from_value(config)),
-        ("To", hdr.address_value(recipient)),
-        ("Subject", hdr.text_value("Subject", mail.subject)),
-        ("Date", hdr.date_value(clock.now())),
-        ("Message-ID", make_msgid(domain=domain)),
-        ("MIME-Version", "1.0"),
-        ("Auto-Submitted", "auto-generated"),
-    ]
+    headers = hdr.transactional_headers(
+        config,
+        to=recipient,
+        subject=mail.subject,
+        date=clock.now(),
+        msgid=make_msgid(domain=domain),
+    )
     parts = [("plain", mail.text, choose_cte(mail.text))]
     if mail.html:
         parts.append(("html", mail.html, choose_cte(mail.html)))

@@ -1,4 +1,5 @@
-"""Issue status: the allowed transitions, all in one function (:func:`change_issue_status`).
+"""Issue status: the allowed transitions, all in one function (:func:`change_issue_status`),
+and the streak of relay errors that pauses a send (:func:`count_relay_error`).
 
 ```
 draft --start--> sending --finish--> sent
@@ -8,28 +9,25 @@ sending | paused | sent --retry_failed--> sending   (failed deliveries queued ag
 ```
 """
 
-from dataclasses import dataclass
+import logging
 
 from sqlalchemy import exists, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock
 from ..digest.build import release_items
-from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
+from ..models import Delivery, DeliveryStatus, Issue, IssueStatus, JobEvent
 from .errors import InvalidTransition
+from .ledger import Rules, Transition, delivery_transition
+from .retry import REPLY_LIMIT
+
+log = logging.getLogger(__name__)
 
 DRAFT, SENDING, PAUSED = IssueStatus.DRAFT, IssueStatus.SENDING, IssueStatus.PAUSED
 SENT, CANCELLED = IssueStatus.SENT, IssueStatus.CANCELLED
 CANCELLED_REPLY = "not sent: the issue was cancelled"
-
-
-@dataclass(frozen=True)
-class Transition:
-    """An action: the statuses it may start from and the status it leads to."""
-
-    sources: frozenset[str]
-    target: str
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -109,28 +107,56 @@ def _has_failed(session: Session, issue_id: int) -> bool:
 
 
 def _update_deliveries(session: Session, issue_id: int, action: str, now) -> None:
-    rows = update(Delivery).where(Delivery.issue_id == issue_id)
     if action == "cancel":
-        pending = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
-        session.execute(
-            rows.where(Delivery.status.in_(pending))
-            .values(
-                status=DeliveryStatus.SKIPPED,
-                last_reply=CANCELLED_REPLY,
-                claimed_until=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        statement = delivery_transition("skip").values(
+            last_reply=CANCELLED_REPLY, claimed_until=None, updated_at=now
         )
     elif action == "retry_failed":
-        session.execute(
-            rows.where(Delivery.status == DeliveryStatus.FAILED)
-            .values(
-                status=DeliveryStatus.QUEUED,
-                next_attempt_at=None,
-                retry_until=None,
-                claimed_until=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        statement = delivery_transition("requeue").values(
+            next_attempt_at=None, retry_until=None, claimed_until=None, updated_at=now
         )
+    else:
+        return
+    session.execute(
+        statement.where(Delivery.issue_id == issue_id).execution_options(synchronize_session=False)
+    )
+
+
+def count_relay_error(conn: Connection, issue_id: int, text: str, rules: Rules) -> int:
+    """Add one to the issue's consecutive relay errors; pause the issue at the limit.
+
+    Returns:
+        The streak after this error. The pause (and its log line and JobEvent) happens once:
+        only the process whose compare-and-set moves the issue from sending to paused does it.
+    """
+    streak = conn.scalar(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(error_streak=Issue.error_streak + 1)
+        .returning(Issue.error_streak)
+    )
+    if streak is not None and streak >= rules.pause_after_errors:
+        pause_for_relay(conn, issue_id, streak, text)
+    return streak or 0
+
+
+def clear_relay_errors(conn: Connection, issue_id: int) -> None:
+    """Reset the issue's streak of consecutive relay errors (the relay answered again)."""
+    conn.execute(
+        update(Issue).where(Issue.id == issue_id, Issue.error_streak > 0).values(error_streak=0)
+    )
+
+
+def pause_for_relay(conn: Connection, issue_id: int, streak: int, text: str) -> bool:
+    """Pause the issue after ``streak`` relay errors, log it and record a JobEvent, once."""
+    reason = f"paused after {streak} consecutive relay errors; last: {text}"[:REPLY_LIMIT]
+    with Session(bind=conn.engine) as session:
+        issue = session.get(Issue, issue_id)
+        try:
+            change_issue_status(session, issue, "pause", reason=reason)
+        except InvalidTransition:
+            return False  # already paused or cancelled by someone else: they logged it
+        session.add(JobEvent(kind="send_paused", message=f"Issue #{issue.number} {reason}"))
+        session.commit()
+        log.error("Issue #%s %s", issue.number, reason)
+    return True

@@ -9,7 +9,7 @@ that pause and cancel take effect within a message or two; the subscriber's stat
 someone who left after enqueueing is skipped; the row's own lease). With PIPELINING the next
 message's envelope travels with the current message's content (RFC 2920 §3.1); its content
 waits for the relay's 354. Each outcome is written right after the relay's reply
-(:mod:`.hotpath`, :mod:`.ledger`), before that connection carries another message; the
+(:mod:`.statements`, :mod:`..ledger`), before that connection carries another message; the
 sent marks of replies that arrive in one wakeup are written together, at its end, in one
 round trip (and always before any more content goes out).
 """
@@ -21,15 +21,17 @@ from collections.abc import Callable, Mapping
 
 from sqlalchemy.engine import Engine
 
-from . import claim, ledger
-from .channel import Channel
-from .errors import RecipientNotSupported, RelayError
-from .hotpath import HotPath
-from .jobs import Job, Rows, Tally
+from .. import ledger
+from ..errors import RecipientNotSupported, RelayError
+from ..ledger import Tally
+from ..smtp.channel import Channel
+from ..smtp.framing import envelope_commands
+from ..smtp.settings import RelaySettings, SmtpReply, envelope_refusal
+from . import claims
+from .batches import Job, Rows
 from .outcomes import Outcomes
 from .picker import Picker
-from .relay import RelaySettings, SmtpReply
-from .smtp import envelope_commands
+from .statements import HotPath
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ class IssueSender:
 
     Args:
         engine: the SQLAlchemy engine (one autocommit connection is taken from it).
-        config: the app config. issue_id: Issue.id. compiled: its ``mime.CompiledIssue``.
+        config: the app config. issue_id: Issue.id. compiled: its ``message.CompiledIssue``.
         connections: how many relay connections to keep busy.
         rate: messages/s for this sender as a whole (0 = unlimited).
         stop: an Event; once set, no new message starts and :meth:`run` returns when the
@@ -60,7 +62,7 @@ class IssueSender:
         self.settings = RelaySettings.from_config(config)
         self.channels = [Channel(self.settings, index) for index in range(max(1, connections))]
         self.throttle = Throttle(rate)
-        self.rows = Rows(issue_id, claim.worker_id(slot), config)
+        self.rows = Rows(issue_id, claims.worker_id(slot), config)
         self.config = config
         self.stopping = False
         self._selector = selectors.DefaultSelector()
@@ -269,10 +271,11 @@ class IssueSender:
             channel.write([b".\r\nRSET\r\n"], ("SKIP", None), ("RSET", None))
         else:
             channel.write([b"RSET\r\n"], ("RSET", None))
-        if job.mail is not None and not job.mail.ok:
-            self._relay_failure(job, RelayError(job.mail.code, f"sender refused: {job.mail.text}"))
+        try:
+            refusal = envelope_refusal(job.mail, job.rcpt, data)
+        except RelayError as exc:
+            self._relay_failure(job, exc)
             return
-        refusal = next(r for r in (job.rcpt, data) if r is not None and not r.ok)
         self.outcomes.reply(job.row, refusal)
 
     def _broken(self, channel: Channel, exc: RelayError) -> None:

@@ -8,7 +8,7 @@ structure and encodes the bodies (quoted-printable, 76-character lines, RFC 2045
 from email import policy
 from email.message import EmailMessage, MIMEPart
 
-from .mime_headers import FOLD
+from .headers import FOLD
 
 # utf8=True only matters for a UTF-8 recipient address (RFC 6532); every other header we
 # write is ASCII. refold_source="none": our folded values are written unchanged.

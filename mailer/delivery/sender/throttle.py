@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from ..models import Delivery, DeliveryStatus
+from ...models import Delivery, DeliveryStatus
 
 MIN_RATE = 0.1  # messages/s: the slowest a backed-off sender goes
 BACKOFF_FACTOR = 0.5

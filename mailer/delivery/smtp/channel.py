@@ -10,9 +10,9 @@ import ssl
 import time
 from collections import deque
 
-from .errors import RelayError
-from .relay import RelaySettings, SmtpReply
-from .smtp import SmtpConnection
+from ..errors import RelayError
+from .connection import SmtpConnection
+from .settings import RelaySettings, SmtpReply
 
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 READ_SIZE = 65536

@@ -9,11 +9,12 @@ convert the values, so what is stored is what SQLAlchemy would store.
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Engine
 
-from ..models import Delivery, DeliveryStatus, Issue, Subscriber
-from .retry import REPLY_LIMIT
+from ...models import Delivery, Issue, Subscriber
+from ..ledger import delivery_transition
+from ..retry import REPLY_LIMIT
 
 WAIT_MS = 200  # longest a checkpoint waits for other connections
 CHECK_AHEAD = 32  # rows checked per query: the next message and the ones after it
@@ -24,10 +25,9 @@ CHECK = (
     .where(Delivery.id.in_([bindparam(f"id{n}") for n in range(CHECK_AHEAD)]))
 )
 MARK_SENT = (
-    update(Delivery)
+    delivery_transition("sent")
     .where(Delivery.id == bindparam("delivery_id"))
     .values(
-        status=DeliveryStatus.SENT,
         attempts=bindparam("attempts"),
         last_code=bindparam("code"),
         last_reply=bindparam("reply"),
@@ -168,7 +168,7 @@ def checkpoint(engine: Engine) -> None:
     RESTART waits for the readers of that moment, but at most ``WAIT_MS`` milliseconds (a
     reader elsewhere, e.g. a slow admin page, must not stall the send): if it cannot, it
     gives up and the next call tries again. The senders leave checkpoints to this (see
-    :class:`HotPath`); the runner calls it about once a second while they work.
+    :class:`HotPath`); ``processes.run_here`` calls it about once a second while they work.
     """
     if engine.dialect.name != "sqlite":
         return

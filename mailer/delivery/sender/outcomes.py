@@ -5,14 +5,15 @@ import logging
 
 from sqlalchemy.engine import Connection
 
-from .. import clock
-from ..models import DeliveryStatus
-from . import ledger
-from .claim import Claimed
-from .errors import RelayError
-from .hotpath import HotPath
-from .jobs import Rows, Tally
-from .relay import SmtpReply
+from ... import clock
+from ...models import DeliveryStatus
+from .. import bounces, issues, ledger
+from ..errors import RelayError
+from ..ledger import Tally
+from ..smtp.settings import SmtpReply
+from .batches import Rows
+from .claims import Claimed
+from .statements import HotPath
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -51,21 +52,23 @@ class Outcomes:
         else:
             ledger.fail(self.conn, row, reply.code, reply.text, now)
             self.tally.failed += 1
-            hard = ledger.count_bounce(self.conn, row, str(reply), self.rules, True)
+            hard = bounces.count_bounce(
+                self.conn, row.subscriber_id, str(reply), self.rules.bounce_limit, True
+            )
             self.tally.suppressed += hard
         self._relay_answers()
 
     def accepted(self, row: Claimed) -> None:
         """Everything that follows a 2xx except the mark itself (the caller writes it)."""
         if row.soft_failures:
-            ledger.reset_soft_failures(self.conn, row.subscriber_id)
+            bounces.reset_soft_failures(self.conn, row.subscriber_id)
         self.tally.sent += 1
         self.throttle.accepted()
         self._relay_answers()
 
     def _relay_answers(self) -> None:
         if self._streak_seen or self.rows.streak:
-            ledger.clear_relay_errors(self.conn, self.rows.issue_id)  # the relay answers again
+            issues.clear_relay_errors(self.conn, self.rows.issue_id)  # the relay answers again
             self._streak_seen, self.rows.streak = False, 0
 
     def _soft(self, row: Claimed, reply: SmtpReply, now) -> None:
@@ -74,7 +77,9 @@ class Outcomes:
             self.tally.deferred += 1
             return
         self.tally.failed += 1
-        soft = ledger.count_bounce(self.conn, row, str(reply), self.rules, False)
+        soft = bounces.count_bounce(
+            self.conn, row.subscriber_id, str(reply), self.rules.soft_bounce_limit, False
+        )
         self.tally.suppressed += soft
 
     def relay_failure(self, row: Claimed, exc: RelayError) -> None:
@@ -86,7 +91,7 @@ class Outcomes:
         status = ledger.defer(self.conn, row, exc.code, exc.text, clock.now(), self.rules)
         self.tally.deferred += status == DeliveryStatus.DEFERRED
         self.tally.failed += status == DeliveryStatus.FAILED
-        ledger.count_relay_error(self.conn, self.rows.issue_id, str(exc), self.rules)
+        issues.count_relay_error(self.conn, self.rows.issue_id, str(exc), self.rules)
         self._streak_seen = True
 
     def not_sendable(self, row: Claimed, reason: str) -> None:

@@ -11,12 +11,12 @@ import time
 from collections.abc import Mapping
 from itertools import islice
 
-from ..models import DeliveryStatus, IssueStatus, SubscriberStatus
-from ..subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
-from .claim import Claimed
-from .hotpath import CHECK_AHEAD, HotPath
-from .jobs import Job, Rows
+from ...models import DeliveryStatus, IssueStatus, SubscriberStatus
+from ...subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
+from .batches import Job, Rows
+from .claims import Claimed
 from .outcomes import Outcomes
+from .statements import CHECK_AHEAD, HotPath
 
 LEFT_REPLY = "not sent: the subscriber is {status} now"
 CHECK_FRESH = 0.05  # seconds a pre-send check stays good
@@ -29,7 +29,7 @@ class Picker:
     Args:
         rows: the sender's claimed rows. hot: its per-message statements.
         outcomes: where skipped and unsendable rows are recorded.
-        compiled: the issue's ``mime.CompiledIssue``. config: the app config.
+        compiled: the issue's ``message.CompiledIssue``. config: the app config.
     """
 
     def __init__(self, rows: Rows, hot: HotPath, outcomes: Outcomes, compiled, config: Mapping):

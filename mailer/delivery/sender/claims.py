@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from ..models import Delivery, DeliveryStatus, Subscriber
+from ...models import Delivery, DeliveryStatus, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +126,36 @@ def _claim(
     conn: Connection, issue_id: int, status: str, worker: str, size: int, now: datetime
 ) -> list[int]:
     free = or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now)
-    candidates = select(Delivery.id).where(Delivery.issue_id == issue_id, Delivery.status == status)
+    where = [Delivery.issue_id == issue_id, Delivery.status == status, free]
     if status == DeliveryStatus.DEFERRED:
-        candidates = candidates.where(Delivery.next_attempt_at <= now)
+        where.append(Delivery.next_attempt_at <= now)
+    lease = {"claimed_by": worker, "claimed_until": now + LEASE}
+    return claim_rows(conn, Delivery, where, size=size, lease=lease)
+
+
+def claim_rows(conn: Connection, model, where: list, *, size: int, lease: dict) -> list[int]:
+    """Lease up to ``size`` rows of ``model`` matching ``where``, lowest id first; one statement.
+
+    The one claim mechanism of the delivery room (digest deliveries and transactional mail):
+    ``UPDATE ... SET <lease> WHERE id IN (SELECT id ... ORDER BY id LIMIT size FOR UPDATE
+    SKIP LOCKED) RETURNING id``. Concurrent claimers on PostgreSQL take disjoint rows without
+    waiting; SQLite's single writer makes the same statement atomic.
+
+    Returns:
+        The ids claimed (empty when none matched or all were locked).
+    """
     candidates = (
-        candidates.where(free).order_by(Delivery.id).limit(size).with_for_update(skip_locked=True)
+        select(model.id)
+        .where(*where)
+        .order_by(model.id)
+        .limit(size)
+        .with_for_update(skip_locked=True)
     )
     statement = (
-        update(Delivery)
-        .where(Delivery.id.in_(candidates.scalar_subquery()))
-        .values(claimed_by=worker, claimed_until=now + LEASE)
-        .returning(Delivery.id)
+        update(model)
+        .where(model.id.in_(candidates.scalar_subquery()))
+        .values(**lease)
+        .returning(model.id)
     )
     return list(conn.scalars(statement))
 

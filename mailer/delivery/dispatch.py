@@ -4,7 +4,7 @@ The worker's scheduler calls it every few seconds, ``flask send-pending`` once, 
 ``flask digest send`` after starting an issue. When nothing is due it costs two small
 indexed queries. It never runs twice at once in one process (a lock; a second caller gets
 ``SendSummary(busy=True)`` at once); several processes or machines may run it together:
-they split the work through the claims (:mod:`.claim`).
+they split the work through the claims (:mod:`.sender.claims`).
 """
 
 import logging
@@ -20,11 +20,11 @@ from .. import clock
 from ..digest import preflight
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
-from ..subscriptions.service import compose_confirmations, process_signup_requests
-from . import claim, mime, queue, runner, transactional
+from . import enqueue, message, transactional
 from .errors import InvalidTransition, NothingToSend, PreflightFailed
-from .sender import Tally
-from .states import change_issue_status
+from .issues import change_issue_status
+from .ledger import Tally
+from .sender import claims, processes
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class SendSummary(Tally):
     ``issues`` maps each issue number worked on to its status at the end (e.g. "sent",
     "sending" while deferred deliveries wait, "paused"); ``errors`` lists sender failures.
     ``leased`` maps the number of an issue still sending to its due deliveries that another
-    sender holds under a lease (:class:`.claim.Leases`): this run could not send them.
+    sender holds under a lease (:class:`.sender.claims.Leases`): this run could not send them.
     """
 
     transactional_sent: int = 0
@@ -68,7 +68,7 @@ class SendSummary(Tally):
     transactional_failed: int = 0
     issues: dict[int, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    leased: dict[int, claim.Leases] = field(default_factory=dict)
+    leased: dict[int, claims.Leases] = field(default_factory=dict)
     busy: bool = False
     elapsed: float = 0.0
 
@@ -87,6 +87,7 @@ def send_pending(
     issue_number: int | None = None,
     progress: ProgressCallback | None = None,
     transactional: bool = True,
+    factory: Callable[[object], Flask] | None = None,
 ) -> SendSummary:
     """Send the transactional mails and digest deliveries that are due now, once.
 
@@ -95,9 +96,11 @@ def send_pending(
         issue_number: only this issue's deliveries (it must be sending); None for every
             issue that is sending.
         progress: called every fraction of a second with a :class:`SendProgress`.
-        transactional: also handle stored signups and transactional mail first
+        transactional: also send the due transactional mail first
             (:func:`send_transactional`); the worker's jobs pass False, since its signups
             job does that every few seconds on its own.
+        factory: the app factory (``mailer.create_app``), which sender processes call to
+            build their own app; None keeps all the work in this process.
 
     Returns:
         A :class:`SendSummary`; ``busy=True`` (and nothing done) when another call is
@@ -113,7 +116,7 @@ def send_pending(
     started = time.monotonic()
     try:
         with app.app_context():
-            summary = _drain(app, issue_number, progress, transactional)
+            summary = _drain(app, issue_number, progress, transactional, factory)
     finally:
         _running.release()
     summary.elapsed = time.monotonic() - started
@@ -174,7 +177,7 @@ def start_issue(
         if errors:
             raise PreflightFailed(issue.number, errors)
     if issue.status == IssueStatus.DRAFT:
-        queued = queue.enqueue_issue(session, issue)
+        queued = enqueue.enqueue_issue(session, issue)
         change_issue_status(session, issue, "start")
     elif issue.status == IssueStatus.PAUSED:
         change_issue_status(session, issue, "resume", reason="resumed by `digest send`")
@@ -184,14 +187,14 @@ def start_issue(
     return issue, queued
 
 
-def send_transactional(app: Flask) -> transactional.TransactionalTally | None:
-    """Handle stored signups and send the transactional mails that are due now, once.
+def send_transactional(app: Flask) -> Tally | None:
+    """Build the queued confirmation mails and send the transactional mails due now, once.
 
-    In order: stored signup requests become subscribers with queued confirmation mails
-    (``subscriptions.service.process_signup_requests``), queued mails without a body are
-    built (``compose_confirmations``), and every due transactional mail is sent. The worker's
-    signup job calls it every ``MAILER_SENDER_INTERVAL`` seconds, apart from the digest sends
-    so that a long send never holds up a confirmation mail; :func:`send_pending` calls it too.
+    In order: queued mails without a body are built
+    (:func:`.transactional.compose_confirmations`), and every due transactional mail is sent.
+    The worker's signups job calls it every ``MAILER_SENDER_INTERVAL`` seconds, after
+    ``subscriptions.service.process_signup_requests`` and apart from the digest sends, so
+    that a long send never holds up a confirmation mail; :func:`send_pending` calls it too.
 
     Args:
         app: the Flask app (an app context is pushed here).
@@ -209,20 +212,19 @@ def send_transactional(app: Flask) -> transactional.TransactionalTally | None:
         _transactional_running.release()
 
 
-def _transactional(app: Flask) -> transactional.TransactionalTally:
+def _transactional(app: Flask) -> Tally:
     try:
-        process_signup_requests(db.session, app.config)
-        compose_confirmations(db.session, app.config)
+        transactional.compose_confirmations(db.session, app.config)
     finally:
         db.session.remove()
     with db.engine.connect() as conn:
         mail_due = transactional.has_due(conn)
     if not mail_due:
-        return transactional.TransactionalTally()
+        return Tally()
     return transactional.send_due(db.engine, app.config)
 
 
-def _drain(app: Flask, issue_number: int | None, progress, transactional: bool) -> SendSummary:
+def _drain(app: Flask, issue_number, progress, transactional: bool, factory) -> SendSummary:
     summary = SendSummary()
     mails = send_transactional(app) if transactional else None
     if mails is not None:
@@ -235,7 +237,7 @@ def _drain(app: Flask, issue_number: int | None, progress, transactional: bool) 
             query = query.where(Issue.number == issue_number)
         issues = conn.execute(query.order_by(Issue.number)).all()
     for issue_id, number in issues:
-        _send_issue(app, issue_id, number, summary, progress)
+        _send_issue(app, issue_id, number, summary, progress, factory)
         summary.issues[number] = _finish_if_done(issue_id)
         if summary.issues[number] == IssueStatus.SENDING:
             leases = _leases(issue_id)
@@ -244,30 +246,30 @@ def _drain(app: Flask, issue_number: int | None, progress, transactional: bool) 
     return summary
 
 
-def _send_issue(app: Flask, issue_id: int, number: int, summary: SendSummary, progress) -> None:
+def _send_issue(app: Flask, issue_id: int, number: int, summary, progress, factory) -> None:
     session = db.session
-    if not queue.has_deliveries(session, issue_id):
+    if not enqueue.has_deliveries(session, issue_id):
         # Started without enqueueing (or by an older caller): enqueue now, idempotently.
-        queue.enqueue_issue(session, session.get(Issue, issue_id))
+        enqueue.enqueue_issue(session, session.get(Issue, issue_id))
         session.commit()
     _release_dead_claims(issue_id)
     due = _due_count(issue_id)
     if not due:
         return
     report = _reporter(issue_id, number, progress)
-    shares = runner.plan(app.config, db.engine.dialect.name)
-    rate = runner.rate_share(app.config)
-    use_processes = len(shares) > 1 and due >= MIN_ROWS_FOR_PROCESSES
+    shares = processes.plan(app.config, db.engine.dialect.name)
+    rate = processes.rate_share(app.config)
+    use_processes = factory is not None and len(shares) > 1 and due >= MIN_ROWS_FOR_PROCESSES
     compiled = None
     if not use_processes:
-        compiled = mime.compile_issue(session.get(Issue, issue_id), app.config)
+        compiled = message.compile_issue(session.get(Issue, issue_id), app.config)
     session.remove()  # no transaction stays open while the senders work
     if use_processes:
-        tally, errors = runner.run_processes(
-            app, issue_id, shares, rate=rate, stop=_stop_requested, report=report
+        tally, errors = processes.run_processes(
+            app, factory, issue_id, shares, rate=rate, stop=_stop_requested, report=report
         )
     else:
-        tally, errors = runner.run_here(
+        tally, errors = processes.run_here(
             app, issue_id, compiled, sum(shares), rate=rate, stop=_stop_requested,
             report=report,
         )  # fmt: skip
@@ -277,25 +279,25 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary: SendSummary, pr
 
 def _release_dead_claims(issue_id: int) -> None:
     # A restart after a crash on this machine resumes now, not when the crashed sender's
-    # leases end (claim.release_dead_claims logs each release and says why it is safe).
+    # leases end (claims.release_dead_claims logs each release and says why it is safe).
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        claim.release_dead_claims(conn, issue_id, clock.now())
+        claims.release_dead_claims(conn, issue_id, clock.now())
 
 
-def _leases(issue_id: int) -> claim.Leases | None:
+def _leases(issue_id: int) -> claims.Leases | None:
     with db.engine.connect() as conn:
-        return claim.leased_elsewhere(conn, issue_id, clock.now())
+        return claims.leased_elsewhere(conn, issue_id, clock.now())
 
 
 def _due_count(issue_id: int) -> int:
     # Counts up to MIN_ROWS_FOR_PROCESSES only: enough to choose this process or several.
     due = (
         select(Delivery.id)
-        .where(Delivery.issue_id == issue_id, Delivery.status.in_(queue.PENDING))
+        .where(Delivery.issue_id == issue_id, Delivery.status.in_(enqueue.PENDING))
         .limit(MIN_ROWS_FOR_PROCESSES)
         .subquery()
     )
-    if not queue.has_due(db.session, issue_id):
+    if not enqueue.has_due(db.session, issue_id):
         return 0
     return int(db.session.scalar(select(func.count()).select_from(due)) or 0)
 
@@ -303,7 +305,7 @@ def _due_count(issue_id: int) -> int:
 def _reporter(issue_id: int, number: int, progress):
     if progress is None:
         return lambda tally: None
-    start = queue.status_counts(db.session, issue_id)
+    start = enqueue.status_counts(db.session, issue_id)
     total = sum(start.values())
     began = time.monotonic()
 
@@ -329,7 +331,7 @@ def _finish_if_done(issue_id: int) -> str:
     session = db.session
     try:
         issue = session.get(Issue, issue_id, populate_existing=True)
-        if issue.status == IssueStatus.SENDING and not queue.has_pending(session, issue_id):
+        if issue.status == IssueStatus.SENDING and not enqueue.has_pending(session, issue_id):
             try:
                 change_issue_status(session, issue, "finish")
                 session.commit()

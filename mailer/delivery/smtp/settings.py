@@ -5,6 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+from ..errors import RelayError
+
 SECURITY_MODES = ("none", "starttls", "ssl")
 
 
@@ -73,3 +75,22 @@ class RelaySettings:
         Uses ``MAILER_SMTP_CA_FILE`` when set (a private relay's CA), else the system's CAs.
         """
         return ssl.create_default_context(cafile=self.ca_file or None)
+
+
+def envelope_refusal(mail: SmtpReply | None, rcpt: SmtpReply | None, data: SmtpReply | None):
+    """The one rule for an envelope the relay did not accept (RFC 5321 §3.3, RFC 2920 §3.1).
+
+    Args:
+        mail, rcpt, data: the replies to MAIL FROM, RCPT TO and DATA (None when not sent).
+
+    Returns:
+        The reply that decides the message for its recipient: the RCPT refusal, else the
+        DATA refusal (4xx deferred, 5xx failed by the caller).
+
+    Raises:
+        RelayError: the envelope sender was refused; that is the relay's problem, not the
+            recipient's, so no recipient is charged.
+    """
+    if mail is not None and not mail.ok:
+        raise RelayError(mail.code, f"sender refused: {mail.text}")
+    return next(r for r in (rcpt, data) if r is not None and not r.ok)

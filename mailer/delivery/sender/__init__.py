@@ -1,0 +1,1 @@
+"""The bulk fast path: sender processes, the event loop, batches, claims, statements, throttle."""
