@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from mailer import clock
 from mailer.delivery import dispatch as engine
-from mailer.delivery.sender.loop import claims as claim
+from mailer.delivery.sender import claims as claim
 from mailer.extensions import db
 from mailer.models import Delivery, Issue
 from tests.support.deliveries import add_subscribers, make_issue

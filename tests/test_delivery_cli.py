@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from mailer import clock
 from mailer.delivery import dispatch as engine
 from mailer.delivery import issues as states
-from mailer.delivery.sender.loop import claims as claim
+from mailer.delivery.sender import claims as claim
 from mailer.delivery.transactional import queue_mail
 from mailer.extensions import db
 from mailer.models import Delivery, Issue, IssueStatus

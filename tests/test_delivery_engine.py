@@ -371,7 +371,7 @@ def test_issue_pauses_itself_after_consecutive_relay_errors(app_config, request)
 
 
 def test_expired_lease_makes_a_claimed_batch_claimable(app, session, smtp_server):
-    from mailer.delivery.sender.loop import claims as claim
+    from mailer.delivery.sender import claims as claim
 
     clock.freeze(T0)
     add_subscribers(session, ["a@example.com", "b@example.com"])
