@@ -8,7 +8,7 @@ from werkzeug.routing import AnyConverter, IntegerConverter
 from mailer.admin.accounts import find_admin
 from mailer.extensions import db
 from mailer.models import AdminUser
-from tests.test_admin_support import (
+from tests.support.admin import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     add_admin,

@@ -14,8 +14,8 @@ from mailer.admin.charts import bar_chart
 from mailer.admin.settings import effective_settings, signup_snippet
 from mailer.delivery.message import dkim
 from mailer.models import Feed, Issue, IssueStatus, JobEvent, Subscriber, SubscriberStatus
+from tests.support.admin import add_items, add_subscribers, built_issue, signed_in_client
 from tests.support.signup import run_signup_job
-from tests.test_admin_support import add_items, add_subscribers, built_issue, signed_in_client
 
 # A Wednesday; the default schedule is Mondays 08:00 Asia/Tokyo.
 NOW = datetime(2026, 3, 4, 3, 0, tzinfo=UTC)

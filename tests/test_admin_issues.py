@@ -11,7 +11,7 @@ from mailer.admin import queries
 from mailer.delivery.dispatch import send_pending
 from mailer.delivery.enqueue import status_counts
 from mailer.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber
-from tests.test_admin_support import (
+from tests.support.admin import (
     add_subscribers,
     built_issue,
     csrf_token,

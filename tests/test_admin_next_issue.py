@@ -14,7 +14,7 @@ from mailer.models import (
     SubscriberStatus,
     TransactionalMail,
 )
-from tests.test_admin_support import (
+from tests.support.admin import (
     ADMIN_EMAIL,
     add_items,
     add_subscribers,

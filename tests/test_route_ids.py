@@ -12,7 +12,7 @@ from werkzeug.routing import AnyConverter, IntegerConverter
 from mailer import clock
 from mailer.digest import build
 from mailer.models import IssueStatus
-from tests.test_admin_support import csrf_token, signed_in_client
+from tests.support.admin import csrf_token, signed_in_client
 
 # Each side of the INTEGER and the BIGINT limits, and the number a new user tried.
 LARGE_NUMBERS = (2**31 - 1, 2**31, 2**63 - 1, 2**63, 99999999999999999999)

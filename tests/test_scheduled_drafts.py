@@ -18,7 +18,7 @@ from mailer import scheduler as schedule
 from mailer.content.items import create_item
 from mailer.digest import schedule as weekly
 from mailer.models import Issue, IssueStatus, Item, JobEvent, SubscriberStatus
-from tests.test_admin_support import add_subscribers, post, signed_in_client
+from tests.support.admin import add_subscribers, post, signed_in_client
 
 JST = ZoneInfo("Asia/Tokyo")
 MONDAY_W49 = datetime(2026, 11, 30, 8, 0, tzinfo=JST)  # a scheduled run (ISO week 2026-W49)
