@@ -20,7 +20,7 @@ HEAD = ScriptDirectory(str(BASE_DIR / "migrations")).get_current_head()
 
 
 # empty_database_url (a database with no tables at all, SQLite and PostgreSQL) is in
-# tests/conftest.py, shared with test_migrations.py.
+# tests/conftest.py, shared with tests/app/test_migrations.py.
 
 
 @pytest.fixture

@@ -170,7 +170,7 @@ def test_dashboard_warns_when_the_next_issue_would_be_empty(admin_client):
 
 
 def test_dashboard_reports_a_malformed_schedule(app):
-    # create_app refuses such a setting (tests/test_settings_errors.py); the dashboard still
+    # create_app refuses such a setting (tests/app/test_settings_errors.py); the dashboard still
     # names it when the config is changed after the start.
     app.config["MAILER_DIGEST_DAY"] = "someday"
     client = signed_in_client(app, app.test_client())
