@@ -317,7 +317,9 @@ def test_the_next_issue_page_names_drafts_the_worker_will_not_send(app, admin, s
     assert "Other drafts, which the worker does not send" in page
     assert '<a href="/admin/issues/1">#1 (2026-W48)</a>' in page
     # "Build (keeps this draft)" keeps it: no third issue.
-    post(admin, "/admin/next/build")
+    kept = post(admin, "/admin/next/build", follow_redirects=True)
+    assert kept.status_code == 200
+    assert "Issue #2 (2026-W50) is built." in kept.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(Issue)) == 2
 
 
