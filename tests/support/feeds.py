@@ -41,9 +41,11 @@ class FeedServer:
         )
 
     def url(self, path: str) -> str:
+        """The full URL of ``path`` on this server."""
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
     def headers_of(self, path: str) -> list[dict]:
+        """The request headers of every request for ``path``, oldest first."""
         return [headers for p, headers in self.requests if p == path]
 
     def __enter__(self):
