@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Update
 
@@ -68,7 +68,10 @@ def delivery_transition(action: str) -> Update:
     here. Raises KeyError for an unknown action.
     """
     rule = DELIVERY_TRANSITIONS[action]
-    return update(Delivery).where(Delivery.status.in_(rule.sources)).values(status=rule.target)
+    # One plain bind per source status (not an expanding IN): the per-message statement is
+    # compiled once and run on the DBAPI cursor (sender/statements.py), which cannot expand.
+    sources = or_(*(Delivery.status == status for status in sorted(rule.sources)))
+    return update(Delivery).where(sources).values(status=rule.target)
 
 
 @dataclass
