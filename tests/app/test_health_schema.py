@@ -13,7 +13,7 @@ from sqlalchemy import text
 from config import BASE_DIR
 from mailer import create_app
 from mailer.extensions import db
-from tests.support.operator import run_flask
+from tests.support.operator_cli import run_flask
 
 UPGRADE = "run `flask --app wsgi db upgrade`"
 HEAD = ScriptDirectory(str(BASE_DIR / "migrations")).get_current_head()

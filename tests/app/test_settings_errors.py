@@ -23,7 +23,7 @@ from mailer.delivery.message import dkim
 from mailer.extensions import db
 from mailer.models import AdminUser
 from tests.conftest import ROOT
-from tests.support.operator import GOOD_KEY, run_flask
+from tests.support.operator_cli import GOOD_KEY, run_flask
 from tests.support.smtpd import free_port
 
 # The storages whose client library is installed here (redis is in requirements.txt).
