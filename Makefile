@@ -17,7 +17,8 @@ run: $(STAMP)
 	FLASK_DEBUG=1 $(BIN)/python -m mailer.devserver
 
 ## make test: the whole test suite on SQLite and PostgreSQL, in two processes (pytest-xdist;
-## each makes its own PostgreSQL database). A part: make test PYTEST_ARGS="tests/test_x.py -x"
+## each makes its own PostgreSQL database). A part, a room's folder or a file:
+## make test PYTEST_ARGS="tests/digest -x"
 PYTEST_ARGS ?= -n 2
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

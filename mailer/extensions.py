@@ -37,6 +37,7 @@ class StorageErrorLog(logging.LoggerAdapter):
     """
 
     def log(self, level, msg, *args, **kwargs) -> None:
+        """Log like ``Logger.log``; a WARNING logged inside an ``except`` gets its error."""
         error = sys.exc_info()[1]
         if level == logging.WARNING and error is not None:
             reason = f"{type(error).__name__}: {' '.join(str(error).split())}"

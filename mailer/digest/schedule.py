@@ -270,8 +270,11 @@ def _record_missed_week(session: Session, period: str, scheduled: datetime, now:
 
 
 def record_once(session: Session, kind: str, period: str, message: str) -> None:
-    # One event of a kind per period for the dashboard, however often a run repeats; the
-    # message must lead with the period (what _has_event looks for).
+    """Add a JobEvent of ``kind`` for ``period`` unless it has one (added, not committed).
+
+    The dashboard shows one event a kind and period, however often a run repeats;
+    ``message`` must lead with the period ("2026-W49: ..."), which :func:`has_event` reads.
+    """
     if not has_event(session, kind, period):
         session.add(JobEvent(kind=kind, message=message))
 

@@ -1,0 +1,1 @@
+"""Tests that start real processes: ``make run``, workers, gunicorn, Chromium."""

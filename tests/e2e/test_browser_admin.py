@@ -15,8 +15,7 @@ from werkzeug.serving import make_server
 from mailer.delivery.dispatch import send_pending, start_issue
 from mailer.models import JobEvent
 from tests.conftest import ROOT
-from tests.support.browser import chromium_page
-from tests.test_admin_support import (
+from tests.support.admin import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     add_admin,
@@ -24,6 +23,7 @@ from tests.test_admin_support import (
     add_subscribers,
     built_issue,
 )
+from tests.support.browser import chromium_page
 
 pytestmark = pytest.mark.browser
 

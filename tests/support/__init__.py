@@ -1,0 +1,1 @@
+"""Helpers the tests import (no test module imports another test module)."""

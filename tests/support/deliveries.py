@@ -4,9 +4,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import pytest
 from sqlalchemy import insert, select
 
 from mailer import clock
@@ -103,3 +105,12 @@ def start_runner(config: dict, *, frozen=None, start_file=None) -> subprocess.Po
         text=True,
         start_new_session=True,
     )
+
+
+def wait_for(predicate, what: str) -> None:
+    """Poll ``predicate`` (a background send is running); fail with ``what`` if it never holds."""
+    deadline = time.monotonic() + 60
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.005)

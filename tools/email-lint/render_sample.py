@@ -1,6 +1,6 @@
 """Render the sample digest to a file: ``python tools/email-lint/render_sample.py OUT.html``.
 
-Used by ``make lint-email`` (and tests/test_email_content.py) before doiuse-email reads it.
+Used by ``make lint-email`` (and tests/digest/test_email_content.py) before doiuse-email reads it.
 The app is created with an in-memory SQLite database: rendering needs no stored data.
 """
 

@@ -16,9 +16,9 @@ from mailer import clock, create_app
 from mailer import scheduler as schedule
 from mailer.digest import schedule as weekly
 from mailer.models import Delivery, DeliveryStatus, Issue, JobEvent
+from tests.conftest import ROOT
 
 JST = ZoneInfo("Asia/Tokyo")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Monday 30 November 2026, 08:00 in Tokyo: a scheduled weekly digest time (ISO week 2026-W49).
 MONDAY_0800 = datetime(2026, 11, 30, 8, 0, tzinfo=JST)
 

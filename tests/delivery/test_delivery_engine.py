@@ -1,7 +1,6 @@
 """The delivery engine end to end: real SMTP server on loopback, SQLite and PostgreSQL."""
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -30,6 +29,7 @@ from tests.support.deliveries import (
     deliveries_by_email,
     make_issue,
     message_ids,
+    wait_for,
 )
 
 T0 = clock.now().replace(microsecond=0)
@@ -39,15 +39,6 @@ def start(session, number=1):
     """Enqueue and start issue ``number`` the way `digest send` does."""
     issue, queued = engine.start_issue(session, number)
     return issue, queued
-
-
-def wait_for(predicate, what: str) -> None:
-    """Poll ``predicate`` (a background send is running); fail with ``what`` if it never holds."""
-    deadline = time.monotonic() + 60
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.005)
 
 
 def test_send_mails_each_confirmed_subscriber_once(app, session, smtp_server):

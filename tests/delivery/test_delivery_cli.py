@@ -12,9 +12,8 @@ from mailer.delivery.sender import claims as claim
 from mailer.delivery.transactional import queue_mail
 from mailer.extensions import db
 from mailer.models import Delivery, Issue, IssueStatus
-from tests.support.deliveries import ISSUE_HTML, add_subscribers
+from tests.support.deliveries import ISSUE_HTML, add_subscribers, wait_for
 from tests.support.deliveries import make_issue as make_bare_issue
-from tests.test_delivery_engine import wait_for
 
 # The helper's issue has no item, a preflight error; a real one has one in a section.
 READY_HTML = ISSUE_HTML.replace(

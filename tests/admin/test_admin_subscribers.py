@@ -19,7 +19,7 @@ from mailer.models import (
     TransactionalMail,
 )
 from mailer.subscriptions import service
-from tests.test_admin_support import add_subscribers, post, signed_in_client
+from tests.support.admin import add_subscribers, post, signed_in_client
 
 
 @pytest.fixture

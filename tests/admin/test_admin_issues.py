@@ -11,7 +11,7 @@ from mailer.admin import queries
 from mailer.delivery.dispatch import send_pending
 from mailer.delivery.enqueue import status_counts
 from mailer.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber
-from tests.test_admin_support import (
+from tests.support.admin import (
     add_subscribers,
     built_issue,
     csrf_token,
@@ -274,7 +274,8 @@ def test_cancelling_a_started_send_keeps_its_items(app, admin_client, session, s
 
     issue = _start(admin_client, session, 2)
     items = sorted(session.scalars(select(Item.id).where(Item.issue_id == issue.id)))
-    post(admin_client, f"/admin/issues/{issue.number}/cancel")
+    assert post(admin_client, f"/admin/issues/{issue.number}/cancel").status_code == 302
     session.rollback()
+    assert session.get(Issue, issue.id).status == IssueStatus.CANCELLED
     assert sorted(session.scalars(select(Item.id).where(Item.issue_id == issue.id))) == items
     assert items

@@ -7,10 +7,7 @@ and gunicorn load) prints it as ``Error: ...`` and exits with status 4.
 
 import importlib.util
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,11 +22,10 @@ from mailer.cli.errors import unreachable_database_message
 from mailer.delivery.message import dkim
 from mailer.extensions import db
 from mailer.models import AdminUser
+from tests.conftest import ROOT
+from tests.support.operator_cli import GOOD_KEY, run_flask
 from tests.support.smtpd import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-GOOD_KEY = "k" * 32
-HANG_GUARD = 120  # seconds; only stops a hung process, never a timing assertion
 # The storages whose client library is installed here (redis is in requirements.txt).
 USABLE_STORAGES = "memory, redis, redis+cluster, redis+sentinel, redis+unix, rediss"
 FORMS = (
@@ -59,25 +55,6 @@ def refusal(env, **settings: str) -> str:
     with pytest.raises(ConfigError) as excinfo:
         create_app(Config)
     return str(excinfo.value)
-
-
-def _flask(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
-    """Run ``flask --app wsgi ARGS`` as an operator would, in production mode."""
-    env = {k: v for k, v in os.environ.items() if k not in {"FLASK_DEBUG", "MAILER_TIMEZONE"}}
-    env.update(
-        SECRET_KEY=GOOD_KEY,
-        MAILER_INSTANCE_DIR=str(tmp_path),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}",
-    )
-    env.update(settings)
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-    )
 
 
 # --- MAILER_TIMEZONE ---------------------------------------------------------------------------
@@ -308,7 +285,7 @@ def test_a_rate_limit_storage_without_its_library_is_refused_naming_the_package(
 @pytest.mark.nodb
 def test_a_storage_without_its_library_prints_one_line_and_no_ignored_exception(tmp_path):
     # Flask-Limiter used to build a half-made MongoDBStorage whose __del__ then failed.
-    result = _flask(tmp_path, "db", "upgrade", RATELIMIT_STORAGE_URI="mongodb://127.0.0.1")
+    result = run_flask(tmp_path, "db", "upgrade", RATELIMIT_STORAGE_URI="mongodb://127.0.0.1")
     assert result.returncode == 4, result.stderr
     assert result.stderr == (
         "Error: RATELIMIT_STORAGE_URI: storage scheme 'mongodb' in 'mongodb://127.0.0.1' needs "
@@ -478,7 +455,7 @@ def test_a_good_dkim_key_or_no_dkim_at_all_starts(production_env, dkim_key):
 @pytest.mark.nodb
 @pytest.mark.parametrize("command", [["send-pending"], ["subscribers", "list"]])
 def test_a_missing_dkim_key_stops_every_command_in_one_line(tmp_path, command):
-    result = _flask(
+    result = run_flask(
         tmp_path,
         *command,
         MAILER_DKIM_DOMAIN="example.com",
@@ -596,7 +573,7 @@ def test_debug_accepts_a_plain_http_base_url_of_any_host(production_env):
     ],
 )
 def test_flask_commands_print_one_line_for_a_bad_setting(tmp_path, settings, line):
-    result = _flask(tmp_path, "db", "upgrade", **settings)
+    result = run_flask(tmp_path, "db", "upgrade", **settings)
     assert result.returncode == 4, result.stderr
     assert result.stderr == f"Error: {line}\n"
 
@@ -605,7 +582,7 @@ def test_flask_commands_print_one_line_for_a_bad_setting(tmp_path, settings, lin
 @pytest.mark.nodb
 @pytest.mark.parametrize("command", [["worker"], ["subscribers", "list"], ["send-pending"]])
 def test_a_bad_schedule_stops_every_command_not_only_the_worker(tmp_path, command):
-    result = _flask(tmp_path, *command, MAILER_DIGEST_TIME="25:00")
+    result = run_flask(tmp_path, *command, MAILER_DIGEST_TIME="25:00")
     assert result.returncode == 4, result.stderr
     assert result.stderr == "Error: MAILER_DIGEST_TIME must be HH:MM (24-hour clock), got '25:00'\n"
 
@@ -616,7 +593,7 @@ def test_a_bad_schedule_stops_every_command_not_only_the_worker(tmp_path, comman
 def test_flask_commands_print_one_line_when_the_database_is_unreachable(tmp_path, command):
     port = free_port()  # nothing listens there: the connection is refused
     url = f"postgresql+psycopg://mailer:s3cret@127.0.0.1:{port}/mailer"
-    result = _flask(tmp_path, *command, DATABASE_URL=url)
+    result = run_flask(tmp_path, *command, DATABASE_URL=url)
     assert result.returncode == 1, result.stderr
     shown = f"postgresql+psycopg://mailer:***@127.0.0.1:{port}/mailer"
     prefix = f"Error: cannot reach the database at {shown}: connection failed: "

@@ -69,11 +69,13 @@ class Collector:
         self.logins = []
 
     async def handle_DATA(self, server, session, envelope):
+        """Keep the message, noting whether it came over TLS; answer 250."""
         encrypted = server.transport.get_extra_info("ssl_object") is not None
         self.messages.append((envelope.rcpt_tos, envelope.content, encrypted))
         return "250 2.0.0 OK"
 
     def authenticate(self, server, session, envelope, mechanism, auth_data):
+        """Accept the login mailer / s3cret only, noting the mechanism used."""
         ok = (auth_data.login, auth_data.password) == (b"mailer", b"s3cret")
         if ok:
             self.logins.append(mechanism)

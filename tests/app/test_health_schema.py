@@ -13,14 +13,14 @@ from sqlalchemy import text
 from config import BASE_DIR
 from mailer import create_app
 from mailer.extensions import db
-from tests.test_settings_errors import _flask
+from tests.support.operator_cli import run_flask
 
 UPGRADE = "run `flask --app wsgi db upgrade`"
 HEAD = ScriptDirectory(str(BASE_DIR / "migrations")).get_current_head()
 
 
 # empty_database_url (a database with no tables at all, SQLite and PostgreSQL) is in
-# tests/conftest.py, shared with test_migrations.py.
+# tests/conftest.py, shared with tests/app/test_migrations.py.
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_healthz_says_so_for_a_revision_from_a_newer_release(empty_app):
 def test_a_command_on_a_database_without_tables_prints_one_line(
     empty_database_url, tmp_path, command
 ):
-    result = _flask(tmp_path, *command, DATABASE_URL=empty_database_url)
+    result = run_flask(tmp_path, *command, DATABASE_URL=empty_database_url)
     assert result.returncode == 1, result.stderr
     assert result.stderr == (
         f"Error: the database at {empty_database_url} has no tables yet (or is older than this "

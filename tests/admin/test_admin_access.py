@@ -7,8 +7,8 @@ from werkzeug.routing import AnyConverter, IntegerConverter
 
 from mailer.admin.accounts import find_admin
 from mailer.extensions import db
-from mailer.models import AdminUser
-from tests.test_admin_support import (
+from mailer.models import AdminUser, Subscriber
+from tests.support.admin import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     add_admin,
@@ -82,8 +82,13 @@ def test_every_admin_route_answers_401_json_to_a_signed_out_json_client(app, cli
 def test_signed_out_post_changes_nothing(app, client, session):
     add_admin(app)
     token = csrf_token(client)
-    client.post("/admin/subscribers/import", data={"csrf_token": token, "consent": "consented"})
+    response = client.post(
+        "/admin/subscribers/import", data={"csrf_token": token, "consent": "consented"}
+    )
+    assert response.status_code == 302
+    assert response.location.startswith("/admin/login?next=")
     assert session.query(AdminUser).count() == 1
+    assert session.query(Subscriber).count() == 0
 
 
 def test_post_without_csrf_token_is_refused_with_400(admin_client):
@@ -195,9 +200,16 @@ def test_logout_ends_the_session(admin_client):
     assert admin_client.get("/admin/").status_code == 302
 
 
-def test_admin_pages_send_security_headers(admin_client):
-    for path in ("/admin/", "/admin/login", "/admin/settings"):
-        response = admin_client.get(path)
+def test_admin_pages_send_security_headers(app, admin_client):
+    # The login page as a signed-out visitor sees it (a signed-in admin is redirected).
+    visitor = app.test_client()
+    for client, path in (
+        (admin_client, "/admin/"),
+        (visitor, "/admin/login"),
+        (admin_client, "/admin/settings"),
+    ):
+        response = client.get(path)
+        assert response.status_code == 200, path
         csp = response.headers["Content-Security-Policy"]
         assert "script-src 'none'" in csp
         assert "unsafe-inline" not in csp
@@ -209,7 +221,9 @@ def test_admin_pages_send_security_headers(admin_client):
 
 def test_admin_html_has_no_script_and_no_inline_style(admin_client):
     for path in ("/admin/", "/admin/subscribers", "/admin/feeds", "/admin/items/new"):
-        html = admin_client.get(path).get_data(as_text=True)
+        response = admin_client.get(path)
+        assert response.status_code == 200, path
+        html = response.get_data(as_text=True)
         assert "<script" not in html
         assert not re.search(r"\sstyle=", html), path
 

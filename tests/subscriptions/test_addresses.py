@@ -193,6 +193,7 @@ class LoopbackDns:
         self.sock.close()
 
     def resolver(self) -> dns.resolver.Resolver:
+        """A dnspython resolver that asks this server only."""
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = ["127.0.0.1"]
         resolver.port = self.port

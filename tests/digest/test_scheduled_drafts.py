@@ -18,7 +18,7 @@ from mailer import scheduler as schedule
 from mailer.content.items import create_item
 from mailer.digest import schedule as weekly
 from mailer.models import Issue, IssueStatus, Item, JobEvent, SubscriberStatus
-from tests.test_admin_support import add_subscribers, post, signed_in_client
+from tests.support.admin import add_subscribers, post, signed_in_client
 
 JST = ZoneInfo("Asia/Tokyo")
 MONDAY_W49 = datetime(2026, 11, 30, 8, 0, tzinfo=JST)  # a scheduled run (ISO week 2026-W49)
@@ -317,7 +317,9 @@ def test_the_next_issue_page_names_drafts_the_worker_will_not_send(app, admin, s
     assert "Other drafts, which the worker does not send" in page
     assert '<a href="/admin/issues/1">#1 (2026-W48)</a>' in page
     # "Build (keeps this draft)" keeps it: no third issue.
-    post(admin, "/admin/next/build")
+    kept = post(admin, "/admin/next/build", follow_redirects=True)
+    assert kept.status_code == 200
+    assert "Issue #2 (2026-W50) is built." in kept.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(Issue)) == 2
 
 

@@ -1,10 +1,8 @@
 """The content room: fetch (real HTTP on loopback), parse, sanitize, dedupe, items, demo, CLI."""
 
 import hashlib
-import threading
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape
 
 import pytest
@@ -15,11 +13,12 @@ from mailer.content import demo, feeds, items
 from mailer.content.errors import FeedError, ItemError
 from mailer.content.sanitize import absolute_http_url, clean_html
 from mailer.models import Feed, Issue, Item
+from tests.support.feeds import FeedServer
 
 REL = 'rel="noopener noreferrer nofollow"'
 
 
-# --- helpers: feed documents and a real HTTP server --------------------------------------
+# --- helpers: feed documents and the real HTTP server's fixture ------------------------------
 
 
 def rss(entries: list[dict], *, title="Test feed", link="https://feeds.example/") -> str:
@@ -48,59 +47,6 @@ def write_feed(tmp_path, name: str, document: str, encoding="utf-8"):
     path = tmp_path / name
     path.write_bytes(document.encode(encoding))
     return path
-
-
-class FeedServer:
-    """A real HTTP server on a free loopback port answering from ``routes``.
-
-    ``routes[path]`` is ``(status, headers, body)`` or a function of the request handler that
-    returns one; every request's path and headers are kept in ``requests``.
-    """
-
-    def __init__(self):
-        self.routes: dict = {}
-        self.requests: list[tuple[str, dict]] = []
-        self.release = threading.Event()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's naming
-                server.requests.append((self.path, dict(self.headers)))
-                route = server.routes.get(self.path, (404, {}, b"not found"))
-                status, headers, body = route(self) if callable(route) else route
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if status != 304:
-                    self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.handle_error = lambda request, address: None  # a client that gave up
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def headers_of(self, path: str) -> list[dict]:
-        return [headers for p, headers in self.requests if p == path]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
 
 
 @pytest.fixture

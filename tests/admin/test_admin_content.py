@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from mailer.digest import build
 from mailer.models import Feed, Item
-from tests.test_admin_support import post, signed_in_client
+from tests.support.admin import post, signed_in_client
 
 RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel>

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from mailer.content import feeds
 from mailer.content.parse import parse_feed
 from mailer.models import Feed, Item
-from tests.test_content import FeedServer
+from tests.support.feeds import FeedServer
 
 NO_LINK = (
     "none of the 1 entries is usable: 1 without an absolute http(s) link (and no site link to "

@@ -1,14 +1,13 @@
 """README.md keeps up with the code: its first commands, and a row for every setting."""
 
 import re
-from pathlib import Path
 
 import pytest
 
 from config import Config
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.nodb
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _readme() -> str:

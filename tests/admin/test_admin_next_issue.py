@@ -14,7 +14,7 @@ from mailer.models import (
     SubscriberStatus,
     TransactionalMail,
 )
-from tests.test_admin_support import (
+from tests.support.admin import (
     ADMIN_EMAIL,
     add_items,
     add_subscribers,
@@ -93,7 +93,9 @@ def test_build_now_builds_the_issue_once(admin_client, session):
     assert "Typhoon season update 0" in issue.text
     page = admin_client.get("/admin/next").get_data(as_text=True)
     assert f"Issue <strong>#{issue.number}</strong>" in page
-    post(admin_client, "/admin/next/build")
+    again = post(admin_client, "/admin/next/build", follow_redirects=True)
+    assert again.status_code == 200
+    assert f"Issue #{issue.number} ({issue.period}) is built." in again.get_data(as_text=True)
     assert _count(session, Issue) == 1  # idempotent per week
 
 

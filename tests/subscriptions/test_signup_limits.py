@@ -14,8 +14,8 @@ import pytest
 
 from mailer.models import ConsentEvent
 from tests.conftest import ROOT, missing
+from tests.support.admin import add_admin, sign_in
 from tests.support.signup import confirm_path, run_signup_job, subscriber
-from tests.test_admin_support import add_admin, sign_in
 
 REDIS_URL = "redis://127.0.0.1:6379"
 

@@ -24,9 +24,11 @@ class FakeTime:
         self.slept = []
 
     def clock(self) -> float:
+        """The fake monotonic time, in seconds."""
         return self.now
 
     def sleep(self, seconds: float) -> None:
+        """Note the wait and move the clock on by ``seconds``, at once."""
         self.slept.append(seconds)
         self.now += seconds
 

@@ -1,4 +1,4 @@
-"""Helpers and fixtures shared by the admin tests (imported by tests/test_admin_*.py).
+"""Helpers shared by the admin tests (tests/admin/ and the others that sign an admin in).
 
 CSRF stays on (TestConfig has WTF_CSRF_ENABLED=True): helpers read the token from a page
 the way a browser would, instead of switching protection off.

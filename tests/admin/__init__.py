@@ -1,0 +1,1 @@
+"""Tests of mailer/admin/: sign-in, dashboard, subscribers, content, issues and sending."""

@@ -1,0 +1,1 @@
+"""The app as a whole: factory, settings, health, scheduler, devmail, docs, migrations, main job."""

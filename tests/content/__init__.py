@@ -1,0 +1,1 @@
+"""Tests of mailer/content/: feeds fetched, parsed, sanitised and deduped; items by hand."""

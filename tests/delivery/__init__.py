@@ -1,0 +1,1 @@
+"""Tests of mailer/delivery/: messages, DKIM, SMTP, the sender, the ledger, deliverability."""

@@ -1,0 +1,1 @@
+"""Tests of mailer/digest/: building, rendering, preflight, the archive, the weekly calendar."""

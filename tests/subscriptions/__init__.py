@@ -1,0 +1,1 @@
+"""Tests of mailer/subscriptions/: signup, addresses, tokens, limits, the lifecycle."""
