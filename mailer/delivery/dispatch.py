@@ -22,7 +22,7 @@ from ..extensions import db
 from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
 from . import enqueue, message, transactional
 from .errors import InvalidTransition, NothingToSend, PreflightFailed
-from .issues import change_issue_status
+from .issues import change_issue_status, resume_due
 from .ledger import Tally
 from .sender import claims, processes
 
@@ -61,6 +61,8 @@ class SendSummary(Tally):
     "sending" while deferred deliveries wait, "paused"); ``errors`` lists sender failures.
     ``leased`` maps the number of an issue still sending to its due deliveries that another
     sender holds under a lease (:class:`.sender.claims.Leases`): this run could not send them.
+    ``resumed`` lists the issues the relay had paused that this run resumed (their pause
+    was over).
     """
 
     transactional_sent: int = 0
@@ -71,6 +73,7 @@ class SendSummary(Tally):
     leased: dict[int, claims.Leases] = field(default_factory=dict)
     busy: bool = False
     elapsed: float = 0.0
+    resumed: list[int] = field(default_factory=list)
 
     @property
     def paused(self) -> list[int]:
@@ -226,6 +229,12 @@ def _transactional(app: Flask) -> Tally:
 
 def _drain(app: Flask, issue_number, progress, transactional: bool, factory) -> SendSummary:
     summary = SendSummary()
+    try:
+        # Sends the relay paused whose pause is over go on in this run (README, "Relay
+        # pushback"): the worker's sender loop resumes them by itself.
+        summary.resumed = resume_due(db.session, clock.now())
+    finally:
+        db.session.remove()
     mails = send_transactional(app) if transactional else None
     if mails is not None:
         summary.transactional_sent += mails.sent
