@@ -1,0 +1,223 @@
+"""Relay pushback (issue 16): a relay that refuses everything from us pauses the send with its
+reason, charges no subscriber, and the send resumes by itself once the pause is over.
+
+A real SMTP server on loopback (tests/support/smtpd.py) is scripted to refuse every recipient
+("*") for a while and then accept; SQLite and PostgreSQL; the time is moved with the settable
+clock, never waited for.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from mailer import clock, scheduler
+from mailer.delivery import dispatch
+from mailer.delivery import enqueue as queue
+from mailer.delivery import issues as states
+from mailer.delivery.ledger import Rules
+from mailer.delivery.smtp.settings import is_pushback
+from mailer.extensions import db
+from mailer.models import Delivery, Issue, JobEvent, Subscriber
+from tests.support.deliveries import (
+    add_subscribers,
+    deliveries_by_email,
+    make_issue,
+    message_ids,
+)
+
+T0 = datetime(2026, 12, 7, 9, 10, tzinfo=UTC)
+QUOTA = "452 4.5.3 Daily sending quota exceeded"
+PUSHBACK_REPLIES = [QUOTA, "421 4.7.0 Try again later", "451 4.7.1 rate limited"]
+
+
+def emails(count: int) -> list[str]:
+    return [f"p{i:03d}@example.com" for i in range(count)]
+
+
+def the_issue(session) -> Issue:
+    session.expire_all()
+    return session.scalars(select(Issue)).one()
+
+
+def assert_every_message_arrived_once(smtp_server, addresses) -> None:
+    """Each address got exactly one message, and no Message-ID came twice."""
+    for address in addresses:
+        assert len(smtp_server.messages_to(address)) == 1, address
+    ids = message_ids(smtp_server.received)
+    assert len(ids) == len(set(ids)) == len(addresses)
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "expected"),
+    [
+        (452, "4.5.3 Daily sending quota exceeded", True),
+        (421, "4.7.0 Try again later, closing connection", True),
+        (451, "4.7.1 rate limited", True),
+        (450, "Too many messages, slow down", True),
+        (421, "Too many concurrent SMTP connections", True),
+        (451, "4.7.1 greylisted, try later", False),  # about this recipient
+        (451, "4.7.1 try later", False),
+        (452, "4.2.2 Mailbox full, quota exceeded", False),  # the recipient's mailbox
+        (421, "4.3.2 shutting down", False),  # a relay error, retried as one
+        (550, "5.7.1 rate limited", False),  # permanent: a bounce
+        (None, "connection refused", False),
+    ],
+)
+def test_which_replies_are_the_relay_pushing_back(code, text, expected):
+    assert is_pushback(code, text) is expected
+
+
+def test_each_pause_of_a_send_lasts_twice_as_long_up_to_an_hour():
+    first = timedelta(minutes=15)
+    lengths = [states.pause_length(n, first) for n in range(1, 6)]
+    assert lengths == [timedelta(minutes=m) for m in (15, 30, 60, 60, 60)]
+
+
+@pytest.mark.parametrize("reply", PUSHBACK_REPLIES)
+def test_a_quota_refusal_pauses_the_send_and_the_worker_resumes_it(app_config, request, reply):
+    app_config["MAILER_SMTP_CONNECTIONS"] = 2
+    app = request.getfixturevalue("app")
+    smtp_server = request.getfixturevalue("smtp_server")
+    addresses = emails(30)
+    clock.freeze(T0)
+    with app.app_context():
+        add_subscribers(db.session, addresses)
+        make_issue(db.session)
+        dispatch.start_issue(db.session, 1)
+        smtp_server.script("*", reply)
+
+        summary = dispatch.send_pending(app)
+
+        issue = the_issue(db.session)
+        assert (summary.sent, summary.paused, summary.relay_errors) == (0, [1], 0)
+        assert (issue.status, issue.status_reason) == ("paused", "relay-pushback")
+        assert issue.relay_reply == reply
+        assert issue.resume_at == T0 + timedelta(minutes=15)
+        assert issue.pushback_pauses == 1
+        # It stopped at once: at most a message or two per connection met the refusal.
+        assert 1 <= len(smtp_server.refused) <= 4
+        rows = deliveries_by_email(db.session)
+        held = [row for row in rows.values() if row.status == "deferred"]
+        assert len(held) == summary.deferred == len(smtp_server.refused)
+        for row in held:  # no attempt charged, no retry window started, due on resume
+            assert (row.attempts, row.retry_until, row.next_attempt_at) == (0, None, None)
+            assert f"{row.last_code} {row.last_reply}" == reply
+        assert {row.status for row in rows.values()} == {"queued", "deferred"}
+        soft = db.session.scalars(select(Subscriber.soft_failures_in_row)).all()
+        assert set(soft) == {0}
+        events = db.session.scalars(select(JobEvent)).all()
+        assert [e.kind for e in events] == ["relay_pushback"]
+        assert reply in events[0].message
+
+        # Before the pause is over the worker leaves it alone: no more refusals.
+        clock.freeze(T0 + timedelta(minutes=14))
+        scheduler.sender_job(app)
+        assert the_issue(db.session).status == "paused"
+        refused = len(smtp_server.refused)
+
+        smtp_server.unscript("*")  # the quota window is over: the relay accepts again
+        clock.freeze(T0 + timedelta(minutes=15, seconds=1))
+        scheduler.sender_job(app)
+
+        issue = the_issue(db.session)
+        assert issue.status == "sent"
+        assert (issue.resume_at, issue.refusal_streak) == (None, 0)
+        assert len(smtp_server.refused) == refused
+        assert_every_message_arrived_once(smtp_server, addresses)
+        counts = queue.status_counts(db.session, issue.id)
+        assert counts == {"queued": 0, "sent": 30, "deferred": 0, "failed": 0, "skipped": 0}
+        attempts = db.session.scalars(select(Delivery.attempts)).all()
+        assert set(attempts) == {1}  # the refusals cost nobody an attempt
+        assert set(db.session.scalars(select(Subscriber.soft_failures_in_row)).all()) == {0}
+        assert set(db.session.scalars(select(Subscriber.status)).all()) == {"confirmed"}
+
+
+def test_refusals_in_a_row_pause_the_send_and_give_back_their_attempts(app_config, request):
+    app_config["MAILER_SMTP_CONNECTIONS"] = 1
+    app_config["MAILER_PUSHBACK_AFTER"] = 5
+    app = request.getfixturevalue("app")
+    smtp_server = request.getfixturevalue("smtp_server")
+    addresses = emails(12)
+    clock.freeze(T0)
+    with app.app_context():
+        add_subscribers(db.session, addresses)
+        make_issue(db.session)
+        dispatch.start_issue(db.session, 1)
+        # Nothing in this text says quota or rate: only the run of refusals tells.
+        smtp_server.script("*", "451 4.3.0 temporarily unavailable, try later")
+
+        summary = dispatch.send_pending(app)
+
+        issue = the_issue(db.session)
+        assert (issue.status, issue.status_reason) == ("paused", "relay-pushback")
+        assert issue.relay_reply == "451 4.3.0 temporarily unavailable, try later"
+        assert len(smtp_server.refused) == summary.deferred == 5
+        held = [row for row in deliveries_by_email(db.session).values() if row.status != "queued"]
+        assert len(held) == 5
+        for row in held:
+            assert (row.status, row.attempts, row.retry_until, row.next_attempt_at) == (
+                "deferred",
+                0,
+                None,
+                None,
+            )
+
+        # A second pause of the same send lasts twice as long.
+        clock.freeze(T0 + timedelta(minutes=15))
+        scheduler.sender_job(app)
+        issue = the_issue(db.session)
+        assert (issue.status, issue.pushback_pauses) == ("paused", 2)
+        assert issue.resume_at == T0 + timedelta(minutes=15 + 30)
+        assert len(smtp_server.refused) == 10
+
+        smtp_server.unscript("*")
+        clock.freeze(T0 + timedelta(minutes=45))
+        scheduler.sender_job(app)
+        assert the_issue(db.session).status == "sent"
+        assert_every_message_arrived_once(smtp_server, addresses)
+        assert set(db.session.scalars(select(Delivery.attempts)).all()) == {1}
+
+
+def test_a_full_mailbox_is_deferred_alone_while_the_rest_go_on(app_config, request):
+    app_config["MAILER_SMTP_CONNECTIONS"] = 2
+    app_config["MAILER_PUSHBACK_AFTER"] = 3
+    app = request.getfixturevalue("app")
+    smtp_server = request.getfixturevalue("smtp_server")
+    addresses = emails(20)
+    full = addresses[7]
+    clock.freeze(T0)
+    with app.app_context():
+        add_subscribers(db.session, addresses)
+        make_issue(db.session)
+        dispatch.start_issue(db.session, 1)
+        smtp_server.script(full, "452 4.2.2 Mailbox full, quota exceeded")
+
+        summary = dispatch.send_pending(app)
+
+        issue = the_issue(db.session)
+        assert (summary.sent, summary.deferred, summary.paused) == (19, 1, [])
+        assert (issue.status, issue.status_reason, issue.refusal_streak) == ("sending", None, 0)
+        row = deliveries_by_email(db.session)[full]
+        assert (row.status, row.attempts, row.last_code) == ("deferred", 1, 452)
+        assert row.next_attempt_at == T0 + timedelta(minutes=1)  # its own backoff
+        assert row.retry_until is not None
+        assert_every_message_arrived_once(smtp_server, [a for a in addresses if a != full])
+        assert db.session.scalars(select(JobEvent)).all() == []
+
+
+def test_resume_time_of_a_send_that_reached_the_hourly_cap_is_the_next_hour(app, session):
+    clock.freeze(T0)
+    add_subscribers(session, emails(2))
+    issue = make_issue(session)
+    dispatch.start_issue(session, 1)
+    session.execute(
+        Delivery.__table__.update().values(status="sent", sent_at=T0 - timedelta(minutes=5))
+    )
+    session.commit()
+    rules = Rules.from_config({**app.config, "MAILER_SEND_HOURLY_CAP": 2})
+    connection = session.connection()
+    assert states.resume_time(connection, T0, 1, rules) == datetime(2026, 12, 7, 10, tzinfo=UTC)
+    roomy = Rules.from_config({**app.config, "MAILER_SEND_HOURLY_CAP": 3})
+    assert states.resume_time(connection, T0, 2, roomy) == T0 + timedelta(minutes=30)
+    assert issue.id is not None
