@@ -221,3 +221,79 @@ def test_resume_time_of_a_send_that_reached_the_hourly_cap_is_the_next_hour(app,
     roomy = Rules.from_config({**app.config, "MAILER_SEND_HOURLY_CAP": 3})
     assert states.resume_time(connection, T0, 2, roomy) == T0 + timedelta(minutes=30)
     assert issue.id is not None
+
+
+def test_digest_send_returns_with_status_3_the_reason_and_when_it_goes_on(app, runner, smtp_server):
+    clock.freeze(T0)
+    addresses = emails(10)
+    with app.app_context():
+        add_subscribers(db.session, addresses)
+        make_issue(db.session)
+        dispatch.start_issue(db.session, 1)  # started; `digest send` goes on with it
+    smtp_server.script("*", QUOTA)
+
+    result = runner.invoke(args=["digest", "send"])
+
+    assert result.exit_code == 3, result.output
+    assert "Issue #1: paused." in result.output
+    assert f"paused by the relay (relay-pushback): {QUOTA}" in result.output
+    assert "resumes it by itself at 2026-12-07 09:25 UTC (in 15 min)" in result.output
+    assert "flask --app wsgi digest resume 1" in result.output
+    assert "no subscriber was charged a soft bounce" in result.output
+
+    resumed = runner.invoke(args=["digest", "resume", "1"])  # the admin does not wait
+
+    assert resumed.exit_code == 0, resumed.output
+    with app.app_context():
+        issue = the_issue(db.session)
+        assert (issue.status, issue.resume_at) == ("sending", None)
+        held = db.session.scalars(select(Delivery).where(Delivery.status == "deferred")).all()
+        assert held and all(row.next_attempt_at == T0 for row in held)  # due at once
+    smtp_server.unscript("*")
+
+    again = runner.invoke(args=["digest", "send", "1"])
+
+    assert again.exit_code == 0, again.output
+    assert "Issue #1: sent." in again.output
+    assert_every_message_arrived_once(smtp_server, addresses)
+
+
+def test_digest_send_held_back_by_the_hourly_cap_returns_with_status_3(app_config, request):
+    app_config["MAILER_SEND_HOURLY_CAP"] = 3
+    app = request.getfixturevalue("app")
+    runner = app.test_cli_runner()
+    clock.freeze(T0)
+    with app.app_context():
+        add_subscribers(db.session, emails(5))
+        make_issue(db.session)
+        dispatch.start_issue(db.session, 1)
+
+    result = runner.invoke(args=["digest", "send"])
+
+    assert result.exit_code == 3, result.output
+    assert "Issue #1: sending." in result.output
+    assert "waits for MAILER_SEND_HOURLY_CAP (3 messages an hour)" in result.output
+    assert "goes on at 2026-12-07 10:10 UTC (in 60 min)" in result.output
+
+
+def test_digest_pause_resume_and_cancel(app, runner, smtp_server):
+    with app.app_context():
+        add_subscribers(db.session, emails(2))
+        make_issue(db.session)
+        dispatch.start_issue(db.session, 1)
+
+    assert runner.invoke(args=["digest", "pause", "1"]).exit_code == 0
+    with app.app_context():
+        issue = the_issue(db.session)
+        assert (issue.status, issue.status_reason) == ("paused", "by `digest pause`")
+    again = runner.invoke(args=["digest", "pause", "1"])
+    assert again.exit_code == 1
+    assert "cannot pause issue #1: cannot pause an issue that is paused" in again.output
+    assert runner.invoke(args=["digest", "resume", "1"]).exit_code == 0
+    assert runner.invoke(args=["digest", "cancel", "1"]).exit_code == 0
+    with app.app_context():
+        assert the_issue(db.session).status == "cancelled"
+        assert set(db.session.scalars(select(Delivery.status)).all()) == {"skipped"}
+    missing = runner.invoke(args=["digest", "resume", "9"])
+    assert (missing.exit_code, "there is no issue #9" in missing.output) == (1, True)
+    assert smtp_server.received == []

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -25,6 +26,7 @@ from .errors import InvalidTransition, NothingToSend, PreflightFailed
 from .issues import change_issue_status, resume_due
 from .ledger import Tally
 from .sender import claims, processes
+from .sender.throttle import hourly_room_at
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,15 @@ def start_issue(
         raise InvalidTransition(f"issue #{issue.number} was cancelled")
     session.commit()
     return issue, queued
+
+
+def waiting_for_hourly_cap(session, issue_id: int, config: Mapping) -> datetime | None:
+    """When the issue's next delivery may go, if ``MAILER_SEND_HOURLY_CAP`` holds it back
+    now (it has deliveries due, and the last hour's sends fill the cap); else None."""
+    if not enqueue.has_due(session, issue_id):
+        return None
+    cap = int(config.get("MAILER_SEND_HOURLY_CAP", 0))
+    return hourly_room_at(session.connection(), cap, clock.now())
 
 
 def send_transactional(app: Flask) -> Tally | None:
