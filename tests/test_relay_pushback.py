@@ -6,6 +6,7 @@ A real SMTP server on loopback (tests/support/smtpd.py) is scripted to refuse ev
 clock, never waited for.
 """
 
+import html
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,14 +18,16 @@ from mailer.delivery import enqueue as queue
 from mailer.delivery import issues as states
 from mailer.delivery.ledger import Rules
 from mailer.delivery.smtp.settings import is_pushback
+from mailer.delivery.transactional import queue_mail
 from mailer.extensions import db
-from mailer.models import Delivery, Issue, JobEvent, Subscriber
+from mailer.models import Delivery, Issue, JobEvent, Subscriber, TransactionalMail
 from tests.support.deliveries import (
     add_subscribers,
     deliveries_by_email,
     make_issue,
     message_ids,
 )
+from tests.test_admin_support import signed_in_client
 
 T0 = datetime(2026, 12, 7, 9, 10, tzinfo=UTC)
 QUOTA = "452 4.5.3 Daily sending quota exceeded"
@@ -297,3 +300,111 @@ def test_digest_pause_resume_and_cancel(app, runner, smtp_server):
     missing = runner.invoke(args=["digest", "resume", "9"])
     assert (missing.exit_code, "there is no issue #9" in missing.output) == (1, True)
     assert smtp_server.received == []
+
+
+@pytest.fixture
+def admin_client(app, client):
+    """A client signed in as an admin."""
+    return signed_in_client(app, client)
+
+
+def test_the_dashboard_shows_a_send_the_relay_paused_and_a_crawling_one(
+    app_config, request, smtp_server
+):
+    app_config["MAILER_PUSHBACK_AFTER"] = 50
+    app_config["MAILER_SMTP_CONNECTIONS"] = 1
+    app = request.getfixturevalue("app")
+    admin = signed_in_client(app, app.test_client())
+    clock.freeze(T0)
+    with app.app_context():
+        add_subscribers(db.session, emails(6))
+        make_issue(db.session, number=1)
+        make_issue(db.session, number=2)
+        dispatch.start_issue(db.session, 1)
+        smtp_server.script("*", "451 4.3.0 try later")  # a crawl: refused, not yet paused
+        dispatch.send_pending(app)
+        assert the_issue_numbered(db.session, 1).refusal_streak == 6
+
+        page = html.unescape(admin.get("/admin/").get_data(as_text=True))
+        assert (
+            "The relay is refusing the messages of issue #1 (6 in a row so far), so the send "
+            "crawls: 451 4.3.0 try later. Refused messages are retried from 2026-12-07 18:11 JST"
+        ) in page
+
+        states.change_issue_status(db.session, the_issue_numbered(db.session, 1), "cancel")
+        db.session.commit()
+        dispatch.start_issue(db.session, 2)
+        smtp_server.unscript("*")
+        smtp_server.script("*", QUOTA)
+        dispatch.send_pending(app)
+        assert the_issue_numbered(db.session, 2).status == "paused"
+
+    page = html.unescape(admin.get("/admin/").get_data(as_text=True))
+    assert (
+        f"The send of issue #2 is paused by the relay (relay-pushback): {QUOTA}. The worker "
+        "resumes it by itself at 2026-12-07 18:25 JST; resume it now or cancel it on its page."
+    ) in page
+    assert "is refusing the messages" not in page
+    detail = html.unescape(admin.get("/admin/issues/2").get_data(as_text=True))
+    assert f"The relay's last refusal: <code>{QUOTA}</code>" in detail
+    assert "resumes by itself at 2026-12-07 18:25 JST" in detail
+
+
+def the_issue_numbered(session, number: int) -> Issue:
+    session.expire_all()
+    return session.scalars(select(Issue).where(Issue.number == number)).one()
+
+
+def test_confirmation_mails_the_relay_refuses_wait_and_are_never_dropped(
+    app, session, smtp_server, admin_client
+):
+    clock.freeze(T0)
+    addresses = ["c1@example.com", "c2@example.com", "c3@example.com"]
+    for address in addresses:
+        queue_mail(session, kind="confirm", recipient=address, body=b"Subject: hi\r\n\r\nhi\r\n",
+                   subscriber_id=None)  # fmt: skip
+    session.commit()
+    smtp_server.script("*", QUOTA)
+
+    scheduler.signup_job(app)
+
+    assert len(smtp_server.refused) == 1  # it stopped at the first pushback
+    rows = {m.recipient: m for m in session.scalars(select(TransactionalMail))}
+    first = rows["c1@example.com"]
+    assert (first.status, first.last_code, first.last_reply) == (
+        "deferred",
+        452,
+        "4.5.3 Daily sending quota exceeded",
+    )
+    for row in rows.values():  # no attempt, no retry window: the relay's quota drops nobody
+        assert (row.attempts, row.retry_until) == (0, None)
+        assert row.next_attempt_at == T0 + timedelta(minutes=15)
+    page = html.unescape(admin_client.get("/admin/").get_data(as_text=True))
+    assert (
+        f"1 confirmation mail(s) wait because the relay refused them: {QUOTA}. They are "
+        "tried again from 2026-12-07 18:25 JST; none is dropped."
+    ) in page
+
+    clock.freeze(T0 + timedelta(minutes=14))
+    scheduler.signup_job(app)
+    assert len(smtp_server.refused) == 1  # not before the wait is over
+
+    # Still refused: the next wait is twice as long (as long as the mails have waited).
+    clock.freeze(T0 + timedelta(minutes=15))
+    scheduler.signup_job(app)
+    session.expire_all()
+    waits = set(session.scalars(select(TransactionalMail.next_attempt_at)).all())
+    assert waits == {T0 + timedelta(minutes=30)}
+
+    smtp_server.unscript("*")
+    clock.freeze(T0 + timedelta(minutes=30))
+    scheduler.signup_job(app)
+
+    session.expire_all()
+    mails = session.scalars(select(TransactionalMail)).all()
+    assert {(m.status, m.attempts) for m in mails} == {("sent", 1)}
+    assert_every_message_arrived_once_raw(smtp_server, addresses)
+
+
+def assert_every_message_arrived_once_raw(smtp_server, addresses) -> None:
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(addresses)
