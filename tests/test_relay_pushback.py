@@ -7,6 +7,7 @@ clock, never waited for.
 """
 
 import html
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -78,7 +79,10 @@ def test_each_pause_of_a_send_lasts_twice_as_long_up_to_an_hour():
 
 
 @pytest.mark.parametrize("reply", PUSHBACK_REPLIES)
-def test_a_quota_refusal_pauses_the_send_and_the_worker_resumes_it(app_config, request, reply):
+def test_a_quota_refusal_pauses_the_send_and_the_worker_resumes_it(
+    app_config, request, reply, caplog
+):
+    caplog.set_level(logging.INFO, logger="mailer")
     app_config["MAILER_SMTP_CONNECTIONS"] = 2
     app = request.getfixturevalue("app")
     smtp_server = request.getfixturevalue("smtp_server")
@@ -112,6 +116,12 @@ def test_a_quota_refusal_pauses_the_send_and_the_worker_resumes_it(app_config, r
         events = db.session.scalars(select(JobEvent)).all()
         assert [e.kind for e in events] == ["relay_pushback"]
         assert reply in events[0].message
+        # Logged once per pause, not once per refused message.
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [r.getMessage() for r in warnings] == [
+            f"Issue #1 paused by the relay (relay-pushback): {reply}; the worker resumes it "
+            "at 2026-12-07 09:25 UTC"
+        ]
 
         # Before the pause is over the worker leaves it alone: no more refusals.
         clock.freeze(T0 + timedelta(minutes=14))
