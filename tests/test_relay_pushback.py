@@ -28,7 +28,7 @@ from tests.support.deliveries import (
     make_issue,
     message_ids,
 )
-from tests.test_admin_support import signed_in_client
+from tests.test_admin_support import post, signed_in_client
 
 T0 = datetime(2026, 12, 7, 9, 10, tzinfo=UTC)
 QUOTA = "452 4.5.3 Daily sending quota exceeded"
@@ -358,6 +358,19 @@ def test_the_dashboard_shows_a_send_the_relay_paused_and_a_crawling_one(
     detail = html.unescape(admin.get("/admin/issues/2").get_data(as_text=True))
     assert f"The relay's last refusal: <code>{QUOTA}</code>" in detail
     assert "resumes by itself at 2026-12-07 18:25 JST" in detail
+
+    # The admin does not wait for the pause to end: Resume, and the refused go out at once.
+    smtp_server.unscript("*")
+    smtp_server.clear()
+    assert post(admin, "/admin/issues/2/resume").status_code == 302
+    with app.app_context():
+        issue = the_issue_numbered(db.session, 2)
+        assert (issue.status, issue.resume_at) == ("sending", None)
+        scheduler.sender_job(app)
+        assert the_issue_numbered(db.session, 2).status == "sent"
+    assert_every_message_arrived_once(smtp_server, emails(6))
+    page = html.unescape(admin.get("/admin/").get_data(as_text=True))
+    assert "is paused by the relay" not in page  # (the worker events still list it)
 
 
 def the_issue_numbered(session, number: int) -> Issue:
