@@ -219,6 +219,43 @@ def test_a_full_mailbox_is_deferred_alone_while_the_rest_go_on(app_config, reque
         assert db.session.scalars(select(JobEvent)).all() == []
 
 
+def test_one_full_mailbox_retried_alone_never_pauses_the_send(app_config, request):
+    app_config["MAILER_PUSHBACK_AFTER"] = 3
+    app_config["MAILER_RETRY_FOR"] = 7200
+    app_config["MAILER_SOFT_BOUNCE_LIMIT"] = 1
+    app = request.getfixturevalue("app")
+    smtp_server = request.getfixturevalue("smtp_server")
+    addresses = emails(4)
+    full = addresses[-1]  # the last one: nothing is accepted after its refusals
+    clock.freeze(T0)
+    with app.app_context():
+        add_subscribers(db.session, addresses)
+        make_issue(db.session)
+        dispatch.start_issue(db.session, 1)
+        smtp_server.script(full, "452 4.2.2 Mailbox full")
+        dispatch.send_pending(app)
+        moment = T0
+        for _retry in range(6):  # its own backoff: 1, 2, 4, 8, 16, 32 minutes
+            moment = deliveries_by_email(db.session)[full].next_attempt_at or moment
+            clock.freeze(moment)
+            scheduler.sender_job(app)
+            issue = the_issue(db.session)
+            assert issue.status in ("sending", "sent")
+            assert issue.refusal_streak <= 1
+
+        row = deliveries_by_email(db.session)[full]
+        assert (row.status, row.attempts) == ("deferred", 7)
+        assert row.next_attempt_at == T0 + timedelta(minutes=127)
+        clock.freeze(row.next_attempt_at)  # past its retry window (2 h): it fails
+        scheduler.sender_job(app)
+        row = deliveries_by_email(db.session)[full]
+        assert (row.status, row.attempts) == ("failed", 8)
+        assert the_issue(db.session).status == "sent"
+        assert db.session.get(Subscriber, row.subscriber_id).status == "bounced"  # soft limit
+        assert len(smtp_server.refused) == 8
+        assert db.session.scalars(select(JobEvent.kind)).all() == []
+
+
 def test_resume_time_of_a_send_that_reached_the_hourly_cap_is_the_next_hour(app, session):
     clock.freeze(T0)
     add_subscribers(session, emails(2))

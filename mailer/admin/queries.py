@@ -244,10 +244,18 @@ def paused_issues(session: Session) -> list[Issue]:
     return list(session.scalars(query))
 
 
+# Temporary refusals in a row that make a send "crawl" on the dashboard (the throttle's burst):
+# one or two are a full mailbox or two, not the relay.
+CRAWL_AFTER = 3
+
+
 def refused_issues(session: Session) -> list[Issue]:
-    """Return the issues still sending while the relay refuses their messages (temporary
-    refusals in a row, short of the pushback pause): a send that crawls."""
-    query = select(Issue).where(Issue.status == IssueStatus.SENDING, Issue.refusal_streak > 0)
+    """Return the issues still sending while the relay refuses their messages (at least
+    ``CRAWL_AFTER`` temporary refusals in a row, short of the pushback pause): a send that
+    crawls."""
+    query = select(Issue).where(
+        Issue.status == IssueStatus.SENDING, Issue.refusal_streak >= CRAWL_AFTER
+    )
     return list(session.scalars(query.order_by(Issue.number)))
 
 

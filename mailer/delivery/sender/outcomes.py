@@ -89,8 +89,12 @@ class Outcomes:
 
     def _temporary(self, row: Claimed, code: int | None, text: str, pushback: bool, now) -> None:
         reply = f"{code} {text}" if code is not None else text
-        streak = issues.count_refusal(self.conn, self.rows.issue_id, reply)
-        self._refusals_seen = True
+        streak = 0
+        # Only first tries count toward the refusals in a row: one full mailbox retried
+        # alone after the rest went out must never add up to a pause of the whole send.
+        if pushback or row.attempts == 0:
+            streak = issues.count_refusal(self.conn, self.rows.issue_id, reply)
+            self._refusals_seen = True
         if pushback or streak >= self.rules.pushback_after:
             self._push_back(row, code, text, reply, now)
             return
