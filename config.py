@@ -368,6 +368,10 @@ class Config:
         self.MAILER_BOUNCE_LIMIT = env_int("MAILER_BOUNCE_LIMIT", 1, minimum=1)
         self.MAILER_SOFT_BOUNCE_LIMIT = env_int("MAILER_SOFT_BOUNCE_LIMIT", 5, minimum=1)
         self.MAILER_PAUSE_AFTER_ERRORS = env_int("MAILER_PAUSE_AFTER_ERRORS", 50, minimum=1)
+        # Relay pushback: temporary refusals in a row that pause a send ("relay-pushback"),
+        # and the first such pause in seconds (doubled for each further one, at most 1 h).
+        self.MAILER_PUSHBACK_AFTER = env_int("MAILER_PUSHBACK_AFTER", 20, minimum=1)
+        self.MAILER_PUSHBACK_PAUSE = env_int("MAILER_PUSHBACK_PAUSE", 15 * 60, minimum=1)
         # DKIM
         self.MAILER_DKIM_DOMAIN = env_str("MAILER_DKIM_DOMAIN", "")
         self.MAILER_DKIM_SELECTOR = env_str("MAILER_DKIM_SELECTOR", "")

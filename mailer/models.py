@@ -248,6 +248,13 @@ class Issue(db.Model):
     # Consecutive relay errors across workers; the issue pauses itself past a limit.
     error_streak: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # Relay pushback (delivery.issues): temporary refusals in a row across the issue's
+    # connections, the relay's last refusal, when a pushback pause ends, and how many
+    # pushback pauses this send has had (each one longer).
+    refusal_streak: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    relay_reply: Mapped[str | None] = mapped_column(Text)
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pushback_pauses: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
     items: Mapped[list[Item]] = relationship(back_populates="issue")
 

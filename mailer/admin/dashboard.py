@@ -4,12 +4,13 @@ from dataclasses import dataclass
 
 from flask import current_app, render_template, url_for
 
-from .. import clock
+from .. import clock, delivery
 from ..digest import preflight
 from ..extensions import db
 from . import queries
 from .blueprint import bp
 from .charts import bar_chart
+from .filters import when
 from .next_issue import next_issue, scheduled_send
 
 GROWTH_WEEKS = 12
@@ -33,13 +34,30 @@ def _warnings(findings: list) -> list[Alert]:
         for feed in queries.failing_feeds(session)
     ]
     found += [
-        Alert(
-            f"The send of issue #{paused.number} is paused"
-            + (f": {paused.status_reason}" if paused.status_reason else "."),
-            url_for("admin.issue_detail", number=paused.number),
-        )
+        Alert(_paused_message(paused), url_for("admin.issue_detail", number=paused.number))
         for paused in queries.paused_issues(session)
     ]
+    found += [
+        Alert(
+            f"The relay is refusing the messages of issue #{issue.number} "
+            f"({issue.refusal_streak} in a row so far), so the send crawls: "
+            f"{issue.relay_reply}. Refused messages are retried from "
+            f"{when(delivery.next_retry_at(session, issue.id))}; at "
+            f"{current_app.config['MAILER_PUSHBACK_AFTER']} in a row the send pauses itself.",
+            url_for("admin.issue_detail", number=issue.number),
+        )
+        for issue in queries.refused_issues(session)
+    ]
+    mail = queries.refused_mail(session, clock.now())
+    if mail is not None:
+        found.append(
+            Alert(
+                f"{mail.count} confirmation mail(s) wait because the relay refused them: "
+                f"{mail.last_reply}. They are tried again from {when(mail.next_try)}; none "
+                "is dropped.",
+                url_for("admin.subscriber_list", status="pending"),
+            )
+        )
     found += [
         Alert(
             f"Preflight error in the next issue: {finding.message}",
@@ -66,6 +84,18 @@ def _warnings(findings: list) -> list[Alert]:
             )
         )
     return found
+
+
+def _paused_message(issue) -> str:
+    if issue.status_reason != delivery.PUSHBACK:
+        reason = f": {issue.status_reason}" if issue.status_reason else "."
+        return f"The send of issue #{issue.number} is paused{reason}"
+    # Paused by the relay: its words, and when the worker goes on by itself.
+    return (
+        f"The send of issue #{issue.number} is paused by the relay ({delivery.PUSHBACK}): "
+        f"{issue.relay_reply}. The worker resumes it by itself at {when(issue.resume_at)}; "
+        "resume it now or cancel it on its page."
+    )
 
 
 @bp.get("/")

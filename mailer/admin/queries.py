@@ -21,6 +21,7 @@ from ..models import (
     SignupRequest,
     Subscriber,
     SubscriberStatus,
+    TransactionalMail,
 )
 
 RATE_WINDOW = timedelta(minutes=10)
@@ -241,6 +242,52 @@ def paused_issues(session: Session) -> list[Issue]:
     """Return the issues whose send is paused."""
     query = select(Issue).where(Issue.status == IssueStatus.PAUSED).order_by(Issue.number)
     return list(session.scalars(query))
+
+
+# Temporary refusals in a row that make a send "crawl" on the dashboard (the throttle's burst):
+# one or two are a full mailbox or two, not the relay.
+CRAWL_AFTER = 3
+
+
+def refused_issues(session: Session) -> list[Issue]:
+    """Return the issues still sending while the relay refuses their messages (at least
+    ``CRAWL_AFTER`` temporary refusals in a row, short of the pushback pause): a send that
+    crawls."""
+    query = select(Issue).where(
+        Issue.status == IssueStatus.SENDING, Issue.refusal_streak >= CRAWL_AFTER
+    )
+    return list(session.scalars(query.order_by(Issue.number)))
+
+
+@dataclass(frozen=True)
+class MailWait:
+    """Transactional mails (confirmations) the relay refused for now, waiting to be retried."""
+
+    count: int
+    next_try: datetime
+    last_reply: str
+
+
+def refused_mail(session: Session, now: datetime) -> MailWait | None:
+    """Return the transactional mails deferred by a temporary refusal and not due yet (how
+    many, the next try, the newest refusal), or None when there are none."""
+    waiting = (
+        TransactionalMail.status == DeliveryStatus.DEFERRED,
+        TransactionalMail.next_attempt_at > now,
+        TransactionalMail.last_code.between(400, 499),
+    )
+    mail = TransactionalMail
+    count, next_try, newest = session.execute(
+        select(func.count(), func.min(mail.next_attempt_at), func.max(mail.id)).where(*waiting)
+    ).one()
+    if not count:
+        return None
+    code, text = session.execute(
+        select(TransactionalMail.last_code, TransactionalMail.last_reply).where(
+            TransactionalMail.id == newest
+        )
+    ).one()
+    return MailWait(count, next_try, f"{code} {text}")
 
 
 def recent_missed_weeks(session: Session, now: datetime) -> list[JobEvent]:

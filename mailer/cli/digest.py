@@ -9,7 +9,12 @@ from ..digest import build, preflight, schedule, spamcheck
 from ..digest.errors import DigestError
 from ..extensions import db
 from ..models import Section
-from .send import digest_send_command
+from .send import (
+    digest_cancel_command,
+    digest_pause_command,
+    digest_resume_command,
+    digest_send_command,
+)
 
 
 @click.group("digest", cls=AppGroup)
@@ -60,4 +65,10 @@ def _echo_findings(issue, config) -> None:
         click.echo(f"Preflight {finding.level}: [{finding.code}] {finding.message}")
 
 
-digest_cli.add_command(digest_send_command)
+for command in (
+    digest_send_command,
+    digest_pause_command,
+    digest_resume_command,
+    digest_cancel_command,
+):
+    digest_cli.add_command(command)

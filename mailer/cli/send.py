@@ -5,10 +5,12 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .. import create_app, delivery
+from .. import clock, create_app, delivery
 from ..extensions import db
 from ..models import MAX_ISSUE_NUMBER, IssueStatus
 from ..subscriptions.service import process_signup_requests
+
+WAITS_ON_RELAY = 3  # `digest send`'s status when the send waits on the relay (1: failed)
 
 
 def handle_signups() -> None:
@@ -52,7 +54,10 @@ def digest_send_command(number: int | None):
     A draft is queued for every confirmed subscriber and started, a paused issue resumed.
     A draft whose preflight check finds errors is not started (as the admin's "Send now"):
     the errors are printed, one a line, and the status is 1. Shows a progress bar; exits
-    with status 1 when the issue ends paused, cancelled or with failures.
+    with status 1 when the issue ends paused, cancelled or with failures, and with status 3
+    as soon as it waits on the relay (paused by the relay's pushback, or held back by
+    MAILER_SEND_HOURLY_CAP): the reason, the relay's reply and when the worker goes on are
+    printed.
     """
     try:
         issue, queued = delivery.start_issue(db.session, number, config=current_app.config)
@@ -129,6 +134,13 @@ def _report(number: int, summary: delivery.SendSummary) -> None:
             f"{retry:%Y-%m-%d %H:%M} UTC by the worker or `flask send-pending`."
         )
     _echo_leases(summary, number)
+    issue = delivery.issue_by_number(db.session, number)
+    if status == IssueStatus.PAUSED and issue.status_reason == delivery.PUSHBACK:
+        _waits(problems, _relay_pause(issue, counts))
+    if status == IssueStatus.SENDING:
+        room = delivery.waiting_for_hourly_cap(db.session, issue.id, current_app.config)
+        if room is not None:
+            _waits(problems, _hourly_cap_wait(issue, room))
     if status == IssueStatus.PAUSED:
         problems.append(f"issue #{number} is paused: {_reason(number)}")
     if status == IssueStatus.CANCELLED:  # it did not reach everyone either
@@ -140,6 +152,49 @@ def _report(number: int, summary: delivery.SendSummary) -> None:
         )
     if problems:
         _fail(problems)
+
+
+def _relay_pause(issue, counts: dict[str, int]) -> list[str]:
+    # README, "Relay pushback": what happened, the relay's words, what happens next and when.
+    number, resume_at = issue.number, issue.resume_at
+    lines = [
+        f"Issue #{number} is paused by the relay ({delivery.PUSHBACK}): {issue.relay_reply}",
+        f"{counts['deferred']} deliveries the relay refused wait without a retry penalty; "
+        f"{counts['queued']} are still queued; no subscriber was charged a soft bounce.",
+    ]
+    if resume_at is not None:
+        lines.append(
+            f"The worker resumes it by itself at {resume_at:%Y-%m-%d %H:%M} UTC "
+            f"({_from_now(resume_at)}), refused deliveries first."
+        )
+    lines.append(
+        f"Resume it now: flask --app wsgi digest resume {number}; "
+        f"stop it: flask --app wsgi digest cancel {number}."
+    )
+    return lines
+
+
+def _hourly_cap_wait(issue, room) -> list[str]:
+    cap = current_app.config["MAILER_SEND_HOURLY_CAP"]
+    return [
+        f"Issue #{issue.number} waits for MAILER_SEND_HOURLY_CAP ({cap} messages an hour).",
+        f"The worker goes on at {room:%Y-%m-%d %H:%M} UTC ({_from_now(room)}), or run "
+        f"flask --app wsgi digest send {issue.number} then.",
+    ]
+
+
+def _from_now(moment) -> str:
+    minutes = max(0, round((moment - clock.now()).total_seconds() / 60))
+    return f"in {minutes} min"
+
+
+def _waits(problems: list[str], lines: list[str]) -> None:
+    """Print why the send waits on the relay and exit with status 3 (not a failure)."""
+    for line in lines:
+        click.echo(line)
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    raise SystemExit(WAITS_ON_RELAY)
 
 
 def _issue_id(number: int) -> int:
@@ -172,3 +227,44 @@ def _fail(problems: list[str]) -> None:
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     raise SystemExit(1)
+
+
+def _change_status(number: int, action: str, done: str) -> None:
+    issue = delivery.issue_by_number(db.session, number)
+    if issue is None:
+        raise click.ClickException(f"there is no issue #{number}")
+    try:
+        delivery.change_issue_status(db.session, issue, action, reason=f"by `digest {action}`")
+        db.session.commit()
+    except delivery.InvalidTransition as exc:
+        db.session.rollback()
+        raise click.ClickException(f"cannot {action} issue #{number}: {exc}") from exc
+    click.echo(f"Issue #{number} {done}.")
+
+
+@click.command("pause")
+@click.argument("number", type=click.IntRange(1, MAX_ISSUE_NUMBER))
+@with_appcontext
+def digest_pause_command(number: int):
+    """Pause the send of issue NUMBER (status 1 when it is not sending)."""
+    _change_status(number, "pause", "paused; `digest resume` goes on")
+
+
+@click.command("resume")
+@click.argument("number", type=click.IntRange(1, MAX_ISSUE_NUMBER))
+@with_appcontext
+def digest_resume_command(number: int):
+    """Resume the paused send of issue NUMBER now (a pause by the relay too).
+
+    Deliveries the relay refused become due at once; the worker sends them within
+    MAILER_SENDER_INTERVAL seconds (or `digest send NUMBER` in the foreground).
+    """
+    _change_status(number, "resume", "resumed; the worker sends it (or `digest send`)")
+
+
+@click.command("cancel")
+@click.argument("number", type=click.IntRange(1, MAX_ISSUE_NUMBER))
+@with_appcontext
+def digest_cancel_command(number: int):
+    """Cancel issue NUMBER: its queued and deferred deliveries are never sent."""
+    _change_status(number, "cancel", "cancelled")

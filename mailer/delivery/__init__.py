@@ -16,10 +16,11 @@ from .dispatch import (
     send_transactional,
     start_issue,
     stop_sending,
+    waiting_for_hourly_cap,
 )
 from .enqueue import enqueue_issue, next_retry_at, status_counts
 from .errors import DeliveryError, InvalidTransition, NothingToSend, PreflightFailed
-from .issues import change_issue_status
+from .issues import PUSHBACK, change_issue_status
 from .message import build_test_message, fill_markers, unsubscribe_url_of_test_copy
 from .message.dkim import (
     DkimConfigError,
@@ -39,6 +40,7 @@ __all__ = [
     "HeaderValueError",
     "InvalidTransition",
     "NothingToSend",
+    "PUSHBACK",
     "PreflightFailed",
     "RelaySettings",
     "SendProgress",
@@ -64,5 +66,6 @@ __all__ = [
     "status_counts",
     "stop_sending",
     "unsubscribe_url_of_test_copy",
+    "waiting_for_hourly_cap",
     "write_private_key",
 ]

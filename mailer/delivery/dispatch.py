@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -22,9 +23,10 @@ from ..extensions import db
 from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
 from . import enqueue, message, transactional
 from .errors import InvalidTransition, NothingToSend, PreflightFailed
-from .issues import change_issue_status
+from .issues import change_issue_status, resume_due
 from .ledger import Tally
 from .sender import claims, processes
+from .sender.throttle import hourly_room_at
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class SendSummary(Tally):
     "sending" while deferred deliveries wait, "paused"); ``errors`` lists sender failures.
     ``leased`` maps the number of an issue still sending to its due deliveries that another
     sender holds under a lease (:class:`.sender.claims.Leases`): this run could not send them.
+    ``resumed`` lists the issues the relay had paused that this run resumed (their pause
+    was over).
     """
 
     transactional_sent: int = 0
@@ -71,6 +75,7 @@ class SendSummary(Tally):
     leased: dict[int, claims.Leases] = field(default_factory=dict)
     busy: bool = False
     elapsed: float = 0.0
+    resumed: list[int] = field(default_factory=list)
 
     @property
     def paused(self) -> list[int]:
@@ -187,6 +192,15 @@ def start_issue(
     return issue, queued
 
 
+def waiting_for_hourly_cap(session, issue_id: int, config: Mapping) -> datetime | None:
+    """When the issue's next delivery may go, if ``MAILER_SEND_HOURLY_CAP`` holds it back
+    now (it has deliveries due, and the last hour's sends fill the cap); else None."""
+    if not enqueue.has_due(session, issue_id):
+        return None
+    cap = int(config.get("MAILER_SEND_HOURLY_CAP", 0))
+    return hourly_room_at(session.connection(), cap, clock.now())
+
+
 def send_transactional(app: Flask) -> Tally | None:
     """Build the queued confirmation mails and send the transactional mails due now, once.
 
@@ -226,6 +240,12 @@ def _transactional(app: Flask) -> Tally:
 
 def _drain(app: Flask, issue_number, progress, transactional: bool, factory) -> SendSummary:
     summary = SendSummary()
+    try:
+        # Sends the relay paused whose pause is over go on in this run (README, "Relay
+        # pushback"): the worker's sender loop resumes them by itself.
+        summary.resumed = resume_due(db.session, clock.now())
+    finally:
+        db.session.remove()
     mails = send_transactional(app) if transactional else None
     if mails is not None:
         summary.transactional_sent += mails.sent

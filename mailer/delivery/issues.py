@@ -1,5 +1,7 @@
 """Issue status: the allowed transitions, all in one function (:func:`change_issue_status`),
-and the streak of relay errors that pauses a send (:func:`count_relay_error`).
+the streak of relay errors that pauses a send (:func:`count_relay_error`), and the relay's
+pushback: a pause with the reason ``relay-pushback`` that the worker ends by itself
+(:func:`count_refusal`, :func:`pause_for_pushback`, :func:`resume_due`).
 
 ```
 draft --start--> sending --finish--> sent
@@ -10,6 +12,7 @@ sending | paused | sent --retry_failed--> sending   (failed deliveries queued ag
 """
 
 import logging
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.engine import Connection
@@ -22,6 +25,7 @@ from ..models import Delivery, DeliveryStatus, Issue, IssueStatus, JobEvent
 from .errors import InvalidTransition
 from .ledger import Rules, Transition, delivery_transition
 from .retry import REPLY_LIMIT
+from .sender.throttle import hourly_allowance
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,11 @@ DRAFT, SENDING, PAUSED = IssueStatus.DRAFT, IssueStatus.SENDING, IssueStatus.PAU
 SENT, CANCELLED = IssueStatus.SENT, IssueStatus.CANCELLED
 CANCELLED_REPLY = "not sent: the issue was cancelled"
 
+
+PUSHBACK = "relay-pushback"  # Issue.status_reason of a send the relay paused
+RESUMED_REASON = "resumed by the worker after the relay's pushback pause"
+LONGEST_PAUSE = timedelta(hours=1)
+CLEAR_STREAKS = {"error_streak": 0, "refusal_streak": 0, "resume_at": None}
 
 TRANSITIONS: dict[str, Transition] = {
     "start": Transition(frozenset({DRAFT}), SENDING),
@@ -90,10 +99,17 @@ def change_issue_status(
 
 
 def _stamps(issue: Issue, action: str, now) -> dict:
+    # A fresh start forgets earlier pushback pauses; any resume ends the current one.
     if action == "start":
-        return {"send_started_at": issue.send_started_at or now, "error_streak": 0}
+        return {
+            "send_started_at": issue.send_started_at or now,
+            **CLEAR_STREAKS,
+            "pushback_pauses": 0,
+        }
     if action in ("resume", "retry_failed"):
-        return {"error_streak": 0}
+        return dict(CLEAR_STREAKS)
+    if action == "cancel":
+        return {"resume_at": None}
     if action == "finish":
         return {"sent_at": issue.sent_at or now}
     return {}
@@ -112,9 +128,13 @@ def _update_deliveries(session: Session, issue_id: int, action: str, now) -> Non
             last_reply=CANCELLED_REPLY, claimed_until=None, updated_at=now
         )
     elif action == "retry_failed":
+        release_held(session, issue_id, now)
         statement = delivery_transition("requeue").values(
             next_attempt_at=None, retry_until=None, claimed_until=None, updated_at=now
         )
+    elif action == "resume":
+        release_held(session, issue_id, now)
+        return
     else:
         return
     session.execute(
@@ -140,11 +160,18 @@ def count_relay_error(conn: Connection, issue_id: int, text: str, rules: Rules) 
     return streak or 0
 
 
-def clear_relay_errors(conn: Connection, issue_id: int) -> None:
-    """Reset the issue's streak of consecutive relay errors (the relay answered again)."""
-    conn.execute(
-        update(Issue).where(Issue.id == issue_id, Issue.error_streak > 0).values(error_streak=0)
-    )
+def clear_relay_errors(conn: Connection, issue_id: int, refusals: bool = False) -> None:
+    """Reset the issue's streak of relay errors (the relay answers again) and, with
+    ``refusals`` (it took a message), its streak of temporary refusals too."""
+    if refusals:
+        statement = update(Issue).where(
+            Issue.id == issue_id, (Issue.error_streak > 0) | (Issue.refusal_streak > 0)
+        )
+        statement = statement.values(error_streak=0, refusal_streak=0)
+    else:
+        statement = update(Issue).where(Issue.id == issue_id, Issue.error_streak > 0)
+        statement = statement.values(error_streak=0)
+    conn.execute(statement)
 
 
 def pause_for_relay(conn: Connection, issue_id: int, streak: int, text: str) -> bool:
@@ -160,3 +187,126 @@ def pause_for_relay(conn: Connection, issue_id: int, streak: int, text: str) -> 
         session.commit()
         log.error("Issue #%s %s", issue.number, reason)
     return True
+
+
+# -- relay pushback ------------------------------------------------------------------------
+
+
+def count_refusal(conn: Connection, issue_id: int, reply: str) -> int:
+    """Add one to the issue's temporary refusals in a row and keep ``reply`` as the last one.
+
+    The count is shared by every connection and process of the send; an accepted message
+    ends it (:func:`clear_relay_errors`). Returns the count after this refusal.
+    """
+    streak = conn.scalar(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(refusal_streak=Issue.refusal_streak + 1, relay_reply=reply[:REPLY_LIMIT])
+        .returning(Issue.refusal_streak)
+    )
+    return streak or 0
+
+
+def pause_length(pauses: int, first: timedelta) -> timedelta:
+    """How long the ``pauses``-th pushback pause of a send lasts: ``first`` (from
+    ``MAILER_PUSHBACK_PAUSE``), doubled for each further pause, at most ``LONGEST_PAUSE``."""
+    return min(first * 2 ** max(0, pauses - 1), LONGEST_PAUSE)
+
+
+def resume_time(conn: Connection, now: datetime, pauses: int, rules: Rules) -> datetime:
+    """When a send the relay paused (its ``pauses``-th pushback pause) is resumed.
+
+    With ``MAILER_SEND_HOURLY_CAP`` reached (the messages of the last hour fill it), the
+    refusal is the provider's hourly quota: the start of the next hour (UTC), when such
+    quotas refill. Otherwise :func:`pause_length` from ``now``.
+    """
+    if hourly_allowance(conn, rules.hourly_cap, now) == 0:
+        return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return now + pause_length(pauses, rules.pushback_pause)
+
+
+def pause_for_pushback(conn: Connection, issue_id: int, reply: str, rules: Rules) -> bool:
+    """Pause a sending issue because the relay pushed back (reason ``relay-pushback``).
+
+    Keeps ``reply`` (e.g. "452 4.5.3 Daily sending quota exceeded") and the time the worker
+    resumes it (:func:`resume_time`) on the issue; logs it and records a JobEvent once: only
+    the process whose compare-and-set pauses the issue does. Commits on its own session.
+
+    Returns:
+        True when this call paused the issue (False: it was no longer sending).
+    """
+    now = clock.now()
+    with Session(bind=conn.engine) as session:
+        issue = session.get(Issue, issue_id)
+        if issue is None or issue.status != SENDING:
+            return False
+        pauses = issue.pushback_pauses + 1
+        resume_at = resume_time(session.connection(), now, pauses, rules)
+        try:
+            change_issue_status(session, issue, "pause", reason=PUSHBACK)
+        except InvalidTransition:
+            return False  # paused or cancelled by someone else meanwhile
+        session.execute(
+            update(Issue)
+            .where(Issue.id == issue_id)
+            .values(relay_reply=reply[:REPLY_LIMIT], resume_at=resume_at, pushback_pauses=pauses)
+        )
+        message = (
+            f"Issue #{issue.number} paused by the relay ({PUSHBACK}): {reply}; the worker "
+            f"resumes it at {resume_at:%Y-%m-%d %H:%M} UTC"
+        )
+        session.add(JobEvent(kind="relay_pushback", message=message[:REPLY_LIMIT]))
+        session.commit()
+    log.warning("%s", message)
+    return True
+
+
+def release_held(session: Session | Connection, issue_id: int | None, now: datetime) -> int:
+    """Make the deliveries held back by a pushback due now (``issue_id`` None: of every
+    sending issue); returns how many.
+
+    A delivery the relay pushed back on is deferred with no ``next_attempt_at``
+    (:func:`.ledger.hold`): no claim takes it until the issue is resumed, and then it goes
+    first, not after its own backoff.
+    """
+    if issue_id is None:
+        issue_ids = select(Issue.id).where(Issue.status == SENDING).scalar_subquery()
+        which = Delivery.issue_id.in_(issue_ids)
+    else:
+        which = Delivery.issue_id == issue_id
+    result = session.execute(
+        update(Delivery)
+        .where(which, Delivery.status == DeliveryStatus.DEFERRED)
+        .where(Delivery.next_attempt_at.is_(None))
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def resume_due(session: Session, now: datetime) -> list[int]:
+    """Resume every issue the relay paused whose ``resume_at`` has come; commits each.
+
+    The worker's sender loop calls it before each run. Also makes due any delivery held back
+    by a pushback of an issue that is sending again (resumed by any other way). Returns the
+    numbers of the issues resumed; each is logged once (compare-and-set: of two workers, one
+    resumes it).
+    """
+    query = select(Issue).where(
+        Issue.status == PAUSED, Issue.status_reason == PUSHBACK, Issue.resume_at <= now
+    )
+    resumed = []
+    for issue in session.scalars(query.order_by(Issue.number)).all():
+        try:
+            change_issue_status(session, issue, "resume", reason=RESUMED_REASON)
+            session.commit()
+        except InvalidTransition:
+            session.rollback()
+            continue
+        log.info("Issue #%s resumed after the relay's pushback pause", issue.number)
+        resumed.append(issue.number)
+    if release_held(session, None, now):
+        session.commit()
+    else:
+        session.rollback()
+    return resumed

@@ -12,6 +12,9 @@ always kept on the row. Rules (from the config, see :class:`Rules`):
   (:mod:`.bounces`).
 - 5xx to the recipient: failed at once; one hard bounce of its subscriber.
 - ``MAILER_PAUSE_AFTER_ERRORS`` relay errors in a row pause the issue (:mod:`.issues`).
+- The relay's pushback (a quota or rate refusal, or ``MAILER_PUSHBACK_AFTER`` temporary
+  refusals in a row) pauses the issue; the refused rows are held (:func:`hold`): no
+  attempt, no retry window, due at once when the issue resumes.
 
 ```
 queued | deferred --sent--> sent         (skipped too: cancelled while on the wire)
@@ -104,15 +107,23 @@ class Rules:
     bounce_limit: int
     soft_bounce_limit: int
     pause_after_errors: int
+    pushback_after: int = 20
+    pushback_pause: timedelta = timedelta(minutes=15)
+    hourly_cap: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping) -> "Rules":
-        """Read ``MAILER_RETRY_FOR`` (seconds), the bounce limits and the pause limit."""
+        """Read ``MAILER_RETRY_FOR`` (seconds), the bounce limits, the pause limits
+        (``MAILER_PAUSE_AFTER_ERRORS``, ``MAILER_PUSHBACK_AFTER``), ``MAILER_PUSHBACK_PAUSE``
+        (seconds) and ``MAILER_SEND_HOURLY_CAP``."""
         return cls(
             retry_for=timedelta(seconds=int(config["MAILER_RETRY_FOR"])),
             bounce_limit=max(1, int(config["MAILER_BOUNCE_LIMIT"])),
             soft_bounce_limit=max(1, int(config["MAILER_SOFT_BOUNCE_LIMIT"])),
             pause_after_errors=max(1, int(config["MAILER_PAUSE_AFTER_ERRORS"])),
+            pushback_after=max(1, int(config.get("MAILER_PUSHBACK_AFTER", 20))),
+            pushback_pause=timedelta(seconds=int(config.get("MAILER_PUSHBACK_PAUSE", 900))),
+            hourly_cap=int(config.get("MAILER_SEND_HOURLY_CAP", 0)),
         )
 
 
@@ -162,3 +173,39 @@ def fail(conn: Connection, row: Claimed, code: int | None, text: str, now: datet
             claimed_until=None,
         )
     )
+
+
+def hold(conn: Connection, row: Claimed, code: int | None, text: str, now: datetime) -> None:
+    """Defer ``row`` because the relay pushed back (quota, rate): the refusal was about us,
+    not the recipient, so no attempt is counted and no retry window starts. It waits with no
+    ``next_attempt_at`` until its issue resumes (``issues.release_held``), then goes first."""
+    conn.execute(
+        _row("defer", row.delivery_id).values(
+            last_code=code,
+            last_reply=text[:REPLY_LIMIT],
+            updated_at=now,
+            claimed_until=None,
+            next_attempt_at=None,
+        )
+    )
+
+
+def hold_instead(conn: Connection, rows: list[Claimed], now: datetime) -> None:
+    """Turn the deferrals of ``rows`` (just deferred by :func:`defer`) into holds: their
+    refusals turned out to be the relay's pushback (``MAILER_PUSHBACK_AFTER`` in a row), so
+    the attempt they were charged is given back. A row tried again since is left alone."""
+    for row in rows:
+        conn.execute(
+            _row("defer", row.delivery_id)
+            .where(
+                Delivery.status == DEFERRED,
+                Delivery.attempts == row.attempts + 1,
+                Delivery.claimed_until.is_(None),
+            )
+            .values(
+                attempts=row.attempts,
+                retry_until=row.retry_until,
+                next_attempt_at=None,
+                updated_at=now,
+            )
+        )

@@ -6,7 +6,10 @@ A row is claimed by moving its ``next_attempt_at`` past a short lease
 send the same mail, and a worker that dies mid-send leaves the mail due again when the lease
 ends. Retries follow the room's one rule (:mod:`.retry`); 5xx fails at once; the reply is
 kept on the row; no bounce counting. ``TransactionalMail.status`` changes only through
-:func:`mail_transition`.
+:func:`mail_transition`. When the relay pushes back (a quota or rate refusal,
+``smtp.settings.is_pushback``) the run stops and every waiting mail waits as a paused issue
+does (:func:`pushback_wait`): no attempt is counted and no retry window starts, so a mail is
+never dropped because of the relay's quota.
 
 Confirmation mails are queued by the subscriptions room without a body (the web request
 stays fast); :func:`compose_confirmations` builds them here, asking that room for the
@@ -31,11 +34,12 @@ from .message import build_transactional
 from .retry import REPLY_LIMIT, after_temporary_failure, retry_window
 from .sender.claims import claim_rows
 from .smtp.connection import SmtpConnection
-from .smtp.settings import RelaySettings, SmtpReply
+from .smtp.settings import RelaySettings, SmtpReply, is_pushback
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
+LONGEST_WAIT = timedelta(hours=1)  # the longest wait after the relay's pushback
 BATCH = 100
 COMPOSE_BATCH = 100  # mails built per transaction by compose_confirmations
 NOT_PENDING = "not sent: the subscriber was no longer waiting for a confirmation link"
@@ -127,6 +131,7 @@ def _claim(conn: Connection, now: datetime) -> list[tuple]:
         TransactionalMail.body,
         TransactionalMail.attempts,
         TransactionalMail.retry_until,
+        TransactionalMail.created_at,
     ).where(TransactionalMail.id.in_(ids))
     return list(conn.execute(query.order_by(TransactionalMail.id)))
 
@@ -140,33 +145,75 @@ def send_due(engine: Engine, config: Mapping) -> Tally:
     tally = Tally()
     relay = SmtpConnection(RelaySettings.from_config(config))
     retry_for = retry_window(config)
+    first_pause = timedelta(seconds=int(config.get("MAILER_PUSHBACK_PAUSE", 900)))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         try:
             while rows := _claim(conn, clock.now()):
                 for row in rows:
-                    if not _send_one(conn, relay, row, retry_for, tally):
+                    reply = _send_one(conn, relay, row, retry_for, tally)
+                    if reply is not None and reply.pushback:
+                        pushback_wait(conn, row, reply, first_pause)
+                        tally.deferred += 1
+                        return tally
+                    if reply is None:
                         return tally
         finally:
             relay.close()
     return tally
 
 
-def _send_one(conn, relay: SmtpConnection, row, retry_for: timedelta, tally) -> bool:
-    mail_id, recipient, body, attempts, _retry_until = row
+def _send_one(conn, relay: SmtpConnection, row, retry_for: timedelta, tally):
+    # Returns the reply, or None after a relay error (the run stops). A pushback reply is
+    # left to the caller, unrecorded.
+    mail_id, recipient, body = row[:3]
     try:
         reply = relay.send(recipient, body)
     except RelayError as exc:
+        if is_pushback(exc.code, exc.text):
+            return SmtpReply(exc.code, exc.text)
         log.warning("relay error for transactional mail %s: %s", mail_id, exc)
         _record(conn, row, SmtpReply(exc.code or 0, exc.text), retry_for, tally)
-        return False
+        return None
     except RecipientNotSupported as exc:
         reply = SmtpReply(553, str(exc))
-    _record(conn, row, reply, retry_for, tally)
-    return True
+    if not reply.pushback:
+        _record(conn, row, reply, retry_for, tally)
+    return reply
+
+
+def pushback_wait(conn: Connection, row, reply: SmtpReply, first: timedelta) -> datetime:
+    """The relay pushed back on a transactional mail: defer it with no attempt counted and
+    no retry window started, and make every waiting mail wait as long; returns until when.
+
+    The wait is as long as the mail has waited already (so successive waits double, as an
+    issue's pushback pauses do), at least ``first`` (``MAILER_PUSHBACK_PAUSE``), at most an
+    hour. Logged once per wait.
+    """
+    mail_id, created_at = row[0], row[5]
+    now = clock.now()
+    until = now + min(max(first, now - created_at), LONGEST_WAIT)
+    conn.execute(
+        mail_transition("defer", mail_id).values(
+            last_code=reply.code, last_reply=reply.text[:REPLY_LIMIT], next_attempt_at=until
+        )
+    )
+    # Not a status change: the others (queued, or deferred) are only due later.
+    waiting = TransactionalMail.status.in_(_WAITING) & TransactionalMail.body.is_not(None)
+    earlier = or_(
+        TransactionalMail.next_attempt_at.is_(None), TransactionalMail.next_attempt_at < until
+    )
+    conn.execute(update(TransactionalMail).where(waiting, earlier).values(next_attempt_at=until))
+    log.warning(
+        "the relay pushed back on transactional mail (%s): every waiting mail is tried "
+        "again at %s UTC",
+        reply,
+        f"{until:%Y-%m-%d %H:%M}",
+    )
+    return until
 
 
 def _record(conn, row, reply: SmtpReply, retry_for: timedelta, tally) -> None:
-    mail_id, _recipient, _body, attempts, retry_until = row
+    mail_id, _recipient, _body, attempts, retry_until = row[:5]
     now = clock.now()
     values = {
         "attempts": attempts + 1,

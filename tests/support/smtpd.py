@@ -11,6 +11,10 @@ A test can make it answer a recipient with a chosen reply, once or every time:
 Replies are given at RCPT time for "4xx/5xx" codes (the usual place for per-recipient
 refusals), and at DATA time for "drop" and "hang:SECONDS". A "421 ..." reply hangs up after
 it is sent, as a relay closing the channel does (RFC 5321 §3.8).
+
+The recipient ``"*"`` scripts every recipient that has no rule of its own, as a relay that
+refuses everything from us (a quota, a rate limit) does; ``unscript("*")`` makes it accept
+again. ``refused`` lists every (recipient, reply) the server refused.
 """
 
 import asyncio
@@ -55,6 +59,7 @@ class _State:
     received: list[Received] = field(default_factory=list)
     rules: dict[str, list[_Rule]] = field(default_factory=dict)
     connections: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -72,7 +77,7 @@ class _Handler:
 
     def _take(self, address: str, at_data: bool) -> str | None:
         with self.state.lock:
-            rules = self.state.rules.get(address.lower(), [])
+            rules = self.state.rules.get(address.lower()) or self.state.rules.get("*", [])
             for rule in rules:
                 is_data_rule = rule.reply == "drop" or rule.reply.startswith("hang:")
                 if is_data_rule != at_data:
@@ -87,6 +92,8 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self._take(address, at_data=False)
         if reply is not None:
+            with self.state.lock:
+                self.state.refused.append((address, reply))
             if reply.startswith("421"):
                 # "Service closing transmission channel" (RFC 5321 §3.8): hang up after it.
                 asyncio.get_running_loop().call_soon(server.transport.close)
@@ -155,6 +162,17 @@ class ScriptedSMTPServer:
         """Answer ``recipient`` with ``reply`` (see the module docstring) ``times`` times."""
         with self.state.lock:
             self.state.rules.setdefault(recipient.lower(), []).append(_Rule(reply, times))
+
+    def unscript(self, recipient: str) -> None:
+        """Forget the rules of ``recipient`` ("*": the rule for everyone): it is accepted."""
+        with self.state.lock:
+            self.state.rules.pop(recipient.lower(), None)
+
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        """Every (recipient, reply) refused so far, in order (a copy)."""
+        with self.state.lock:
+            return list(self.state.refused)
 
     @property
     def received(self) -> list[Received]:

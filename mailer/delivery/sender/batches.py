@@ -44,6 +44,7 @@ class Rows:
         self.queue: deque[Claimed] = deque()
         self.exhausted = False
         self.streak = 0  # the issue's consecutive relay errors when last read
+        self.refusals = 0  # and its temporary refusals in a row
         self._renew_at = None
 
     def take(self, conn: Connection, in_flight: int = 0) -> Claimed | None:
@@ -63,8 +64,10 @@ class Rows:
         self.queue.appendleft(row)
 
     def _claim(self, conn: Connection, in_flight: int) -> list[Claimed]:
-        status, self.streak = conn.execute(
-            select(Issue.status, Issue.error_streak).where(Issue.id == self.issue_id)
+        status, self.streak, self.refusals = conn.execute(
+            select(Issue.status, Issue.error_streak, Issue.refusal_streak).where(
+                Issue.id == self.issue_id
+            )
         ).one()
         if status != IssueStatus.SENDING:
             return []

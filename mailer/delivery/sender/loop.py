@@ -219,7 +219,7 @@ class IssueSender:
             self._on_end(channel, job, reply)
 
     def _on_end(self, channel: Channel, job: Job, reply: SmtpReply) -> None:
-        self.outcomes.reply(job.row, reply)  # committed before this channel's next content
+        self._record(job, reply)  # committed before this channel's next content
         channel.finished += 1
         if channel.finished >= self.settings.max_messages and channel.idle:
             self._forget(channel)
@@ -276,7 +276,13 @@ class IssueSender:
         except RelayError as exc:
             self._relay_failure(job, exc)
             return
-        self.outcomes.reply(job.row, refusal)
+        self._record(job, refusal)
+
+    def _record(self, job: Job, reply: SmtpReply) -> None:
+        self.outcomes.reply(job.row, reply)
+        if self.outcomes.pushed_back:  # the relay paused the issue: stop at the next check
+            self.outcomes.pushed_back = False
+            self.picker.forget_checks()
 
     def _broken(self, channel: Channel, exc: RelayError) -> None:
         """The connection is gone: the message it was answering for is deferred as a relay

@@ -120,3 +120,17 @@ def hourly_allowance(conn: Connection, cap: int, now: datetime) -> int | None:
         .where(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at > now - timedelta(hours=1))
     )
     return max(0, cap - int(sent or 0))
+
+
+def hourly_room_at(conn: Connection, cap: int, now: datetime) -> datetime | None:
+    """When ``MAILER_SEND_HOURLY_CAP`` lets the next digest message go: None when it does
+    now (or there is no cap), else the time the oldest send of the last hour leaves the
+    window (the sliding hour of :func:`hourly_allowance`)."""
+    if not hourly_allowance(conn, cap, now) == 0:
+        return None
+    oldest = conn.scalar(
+        select(func.min(Delivery.sent_at)).where(
+            Delivery.status == DeliveryStatus.SENT, Delivery.sent_at > now - timedelta(hours=1)
+        )
+    )
+    return oldest + timedelta(hours=1) if oldest is not None else None

@@ -1,5 +1,6 @@
 """What the SMTP client needs to know and tells: the relay's settings and its replies."""
 
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,8 +28,51 @@ class SmtpReply:
         """True for a 4xx reply: try again later (a soft bounce)."""
         return 400 <= self.code < 500
 
+    @property
+    def pushback(self) -> bool:
+        """True when the relay refuses us, not the recipient (:func:`is_pushback`)."""
+        return is_pushback(self.code, self.text)
+
     def __str__(self) -> str:
         return f"{self.code} {self.text}"
+
+
+# What relays say when a sender is over its quota or rate (Postfix, Exim, SES, Gmail, M365,
+# SendGrid, Mailgun): "quota exceeded", "rate limited", "too many messages/connections",
+# "throttled", "slow down".
+PUSHBACK_TEXT = re.compile(
+    r"quota|rate[ -]?limit|\brate\b|too many|throttl|slow down|sending limit|exceeded",
+    re.IGNORECASE,
+)
+# Anywhere a word starts: "sender refused: 4.5.3 ..." carries one too.
+ENHANCED_CODE = re.compile(r"(?:^|[\s:(\[])4\.(\d{1,3})\.(\d{1,3})\b")
+# Enhanced status subjects about the recipient (RFC 3463 §3.2, §3.3): addressing, mailbox.
+RECIPIENT_SUBJECTS = ("1", "2")
+
+
+def is_pushback(code: int | None, text: str) -> bool:
+    """Whether a temporary refusal is the relay pushing back on the sender (quota, rate).
+
+    Such a refusal says nothing about the recipient, so the send pauses instead of charging
+    it (README, "Relay pushback"). True for a 4xx that is:
+
+    - ``4.5.3`` ("too many recipients", RFC 3463 §3.6): we send one recipient per
+      transaction, so it is the relay's quota (``452 4.5.3 Daily sending quota exceeded``);
+    - a ``421`` with a ``4.7.x`` status: a policy hang-up (``421 4.7.0 Try again later``);
+    - any other 4xx whose text says quota, rate or "too many" (``451 4.7.1 rate limited``).
+
+    Never for a status about the recipient's address or mailbox (``4.1.x``, ``4.2.x``: a full
+    mailbox, ``452 4.2.2 over quota``) or for greylisting: those defer that one message.
+    """
+    if code is None or not 400 <= code < 500:
+        return False
+    enhanced = ENHANCED_CODE.search(text)
+    subject, detail = enhanced.groups() if enhanced else (None, None)
+    if subject in RECIPIENT_SUBJECTS or "greylist" in text.lower():
+        return False
+    if (subject, detail) == ("5", "3") or (code == 421 and subject == "7"):
+        return True
+    return PUSHBACK_TEXT.search(text) is not None
 
 
 @dataclass(frozen=True)
