@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Update
 
@@ -68,7 +68,11 @@ def delivery_transition(action: str) -> Update:
     here. Raises KeyError for an unknown action.
     """
     rule = DELIVERY_TRANSITIONS[action]
-    return update(Delivery).where(Delivery.status.in_(rule.sources)).values(status=rule.target)
+    # Plain equalities, not IN: an IN list is an "expanding" parameter that only
+    # SQLAlchemy's execute renders, and the sender runs this statement compiled once on the
+    # DBAPI cursor (sender.statements), where it would reach the database unrendered.
+    allowed = or_(*(Delivery.status == source for source in sorted(rule.sources)))
+    return update(Delivery).where(allowed).values(status=rule.target)
 
 
 @dataclass
