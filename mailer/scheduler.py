@@ -118,7 +118,7 @@ def weekly_digest_job(app: Flask) -> None:
     with app.app_context():
         scheduled = schedule.last_weekly_time(app.config, clock.now())
         period = period_for(scheduled, app.config["MAILER_TIMEZONE"])
-        chosen = schedule.issue_to_start(db.session, period)
+        chosen = schedule.issue_to_start(db.session, app.config, period)
         if chosen is None:
             db.session.commit()  # the JobEvents recorded on the way
             return

@@ -175,18 +175,42 @@ def test_test_copies_are_rate_limited(app_config, request, smtp_server):
     assert len(smtp_server.received) == 2
 
 
+def test_send_now_asks_again_with_the_count_and_sends_nothing_before(admin_client, session):
+    # Issue 12: one click mailed every subscriber, with no count and no confirmation.
+    issue = built_issue(session)
+    add_subscribers(session, 5)
+    add_subscribers(session, 2, status=SubscriberStatus.PENDING, prefix="pending")
+    url = f"/admin/issues/{issue.number}/send"
+    page = admin_client.get("/admin/next").get_data(as_text=True)
+    assert "Send now to 5 confirmed subscribers" in page
+
+    asked = post(admin_client, url)
+    text = asked.get_data(as_text=True)
+    assert asked.status_code == 200
+    assert '<strong id="recipient-count">5</strong> confirmed subscribers?' in text
+    assert 'name="confirm_recipients" value="5"' in text
+    stale = post(admin_client, url, {"confirm_recipients": "4"}).get_data(as_text=True)
+    assert "changed since you asked: it is 5 now" in stale
+    session.rollback()
+    assert session.get(Issue, issue.id).status == IssueStatus.DRAFT
+    assert _count(session, Delivery) == 0
+
+
 def test_send_now_queues_every_confirmed_subscriber_and_starts(admin_client, session):
     issue = built_issue(session)
     add_subscribers(session, 5)
     add_subscribers(session, 2, status=SubscriberStatus.PENDING, prefix="pending")
-    response = post(admin_client, f"/admin/issues/{issue.number}/send", follow_redirects=True)
+    confirm = {"confirm_recipients": "5"}
+    response = post(
+        admin_client, f"/admin/issues/{issue.number}/send", confirm, follow_redirects=True
+    )
     assert f"Issue #{issue.number} is sending to 5 subscribers." in response.get_data(as_text=True)
     session.rollback()  # a fresh read: end the snapshot of the last transaction
     assert session.get(Issue, issue.id).status == IssueStatus.SENDING
     counts = status_counts(session, issue.id)
     assert counts["queued"] == 5
     assert sum(counts.values()) == 5
-    again = post(admin_client, f"/admin/issues/{issue.number}/send", follow_redirects=True)
+    again = post(admin_client, f"/admin/issues/{issue.number}/send", confirm, follow_redirects=True)
     assert "cannot be sent now" in again.get_data(as_text=True)
     assert _count(session, Delivery) == 5
 

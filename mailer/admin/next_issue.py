@@ -138,6 +138,7 @@ def next_issue_page():
         findings=findings,
         has_errors=any(finding.level == "error" for finding in findings),
         test_form=TestSendForm(),
+        recipients=delivery.recipient_count(db.session),
     )
 
 

@@ -50,12 +50,16 @@ def digest_send_command(number: int | None):
     """Send issue NUMBER (default: the newest draft, sending or paused issue) and wait.
 
     A draft is queued for every confirmed subscriber and started, a paused issue resumed.
+    Sent ahead of its weekly run, a draft goes out as an extra issue: the run still sends
+    the items that come in after it.
     A draft whose preflight check finds errors is not started (as the admin's "Send now"):
     the errors are printed, one a line, and the status is 1. Shows a progress bar; exits
     with status 1 when the issue ends paused, cancelled or with failures.
     """
     try:
-        issue, queued = delivery.start_issue(db.session, number, config=current_app.config)
+        issue, queued = delivery.start_issue(
+            db.session, number, config=current_app.config, manual=True
+        )
     except delivery.PreflightFailed as exc:
         # Like the admin's "Send now": fix the issue and rebuild it first.
         _fail(

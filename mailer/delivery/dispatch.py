@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from .. import clock
-from ..digest import preflight
+from ..digest import preflight, schedule
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
 from . import enqueue, message, transactional
@@ -138,9 +138,13 @@ def issue_by_number(session, number: int) -> Issue | None:
 
 
 def start_issue(
-    session, number: int | None = None, *, config: Mapping | None = None
+    session, number: int | None = None, *, config: Mapping | None = None, manual: bool = False
 ) -> tuple[Issue, int]:
     """Get issue ``number`` (default: the newest draft, sending or paused one) going.
+
+    ``manual`` (Send now, ``digest send``; needs ``config``): a draft whose weekly run is
+    still ahead goes out as an extra issue and never consumes that run
+    (``digest.schedule.mark_manual_send``).
 
     A draft is enqueued (one INSERT ... SELECT) and started; a paused issue is resumed; a
     sending one is left as it is; a sent one is returned unchanged (nothing to do). Commits.
@@ -177,6 +181,8 @@ def start_issue(
         if errors:
             raise PreflightFailed(issue.number, errors)
     if issue.status == IssueStatus.DRAFT:
+        if manual and config is not None:
+            schedule.mark_manual_send(session, config, issue, clock.now())
         queued = enqueue.enqueue_issue(session, issue)
         change_issue_status(session, issue, "start")
     elif issue.status == IssueStatus.PAUSED:

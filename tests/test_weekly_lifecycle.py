@@ -1,0 +1,146 @@
+"""Issue 12: the weekly issue as an operator lives with it.
+
+A manual send is an extra issue and never consumes a scheduled run; a cancel gives the items
+back and the same week can be rebuilt; a run with too few new items sends nothing and says
+why; ``digest next`` and the dashboard say what the next run sends. Real database (SQLite
+and PostgreSQL), real SMTP server on loopback, the clock set by the test.
+"""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer import clock
+from mailer import scheduler as schedule
+from mailer.content.items import create_item
+from mailer.models import Issue, IssueStatus, Item, JobEvent
+from tests.test_admin_support import add_subscribers
+
+JST = ZoneInfo("Asia/Tokyo")
+TUESDAY_W49 = datetime(2026, 12, 1, 9, 0, tzinfo=JST)
+WEDNESDAY_W49 = datetime(2026, 12, 2, 10, 0, tzinfo=JST)
+MONDAY_W50 = datetime(2026, 12, 7, 8, 0, tzinfo=JST)
+MONDAY_W51 = datetime(2026, 12, 14, 8, 0, tzinfo=JST)
+
+
+def _add_item(session, title: str, section: str = "news") -> Item:
+    n = session.scalar(select(func.count()).select_from(Item)) + 1
+    item = create_item(
+        session,
+        section=section,
+        title=title,
+        link=f"https://news.example.com/articles/{n}",
+        summary="<p>Summary.</p>",
+        published_at=clock.now() - timedelta(hours=1),
+    )
+    session.commit()
+    return item
+
+
+def _digest(app, runner, *args: str):
+    with app.app_context():
+        return runner.invoke(args=["digest", *args], catch_exceptions=False)
+
+
+def _subjects(smtp_server) -> list[str]:
+    return [r.message()["Subject"] for r in smtp_server.received]
+
+
+@pytest.fixture
+def service(session):
+    """Tuesday of W49: two confirmed readers and one news item."""
+    clock.freeze(TUESDAY_W49)
+    add_subscribers(session, 2)
+    _add_item(session, "Shinkansen timetable change")
+    return session
+
+
+def test_an_early_cli_send_is_extra_and_the_monday_run_still_sends_newer_items(
+    app, service, runner, smtp_server
+):
+    session = service
+    assert _digest(app, runner, "build").exit_code == 0
+    sent = _digest(app, runner, "send")
+    assert sent.exit_code == 0, sent.output
+    assert len(smtp_server.received) == 2
+    session.expire_all()
+    early = session.get(Issue, 1)
+    assert (early.kind, early.status, early.period) == ("extra", IssueStatus.SENT, "2026-W50")
+
+    clock.freeze(WEDNESDAY_W49)
+    newer = _add_item(session, "Kyoto autumn leaves peak")
+    clock.freeze(MONDAY_W50)
+    schedule.weekly_digest_job(app)
+
+    session.expire_all()
+    weekly = session.scalar(select(Issue).where(Issue.number == 2))
+    assert (weekly.kind, weekly.status, weekly.period) == ("scheduled", "sent", "2026-W50")
+    assert session.get(Item, newer.id).issue_id == weekly.id
+    assert len(smtp_server.received) == 4
+    assert "Kyoto autumn leaves peak" in _subjects(smtp_server)[-1]
+
+
+def test_a_cancelled_draft_gives_its_items_back_and_the_week_can_be_rebuilt(
+    app, service, runner, smtp_server
+):
+    session = service
+    assert _digest(app, runner, "build").exit_code == 0
+    cancelled = _digest(app, runner, "cancel", "1")
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "Issue #1 cancelled" in cancelled.output
+    session.expire_all()
+    assert session.scalars(select(Item.issue_id)).all() == [None]  # the item is free again
+
+    rebuilt = _digest(app, runner, "build")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "Issue #2 for 2026-W50 built" in rebuilt.output
+    clock.freeze(MONDAY_W50)
+    schedule.weekly_digest_job(app)
+    session.expire_all()
+    assert session.get(Issue, 2).status == IssueStatus.SENT
+    assert len(smtp_server.received) == 2
+
+
+def test_a_cancel_never_loses_a_week_the_run_takes_the_items(app, service, runner, smtp_server):
+    session = service
+    assert _digest(app, runner, "build").exit_code == 0
+    assert _digest(app, runner, "cancel", "1").exit_code == 0
+
+    nxt = _digest(app, runner, "next")
+    assert "Next scheduled run: 2026-12-07T08:00:00+09:00 (2026-W50)" in nxt.output
+    assert "1 news, 0 openings" in nxt.output
+
+    clock.freeze(MONDAY_W50)
+    schedule.weekly_digest_job(app)
+    session.expire_all()
+    issue = session.scalar(select(Issue).where(Issue.status == IssueStatus.SENT))
+    assert (issue.number, issue.period) == (2, "2026-W50")
+    assert len(smtp_server.received) == 2
+
+
+def test_a_run_with_too_few_items_sends_nothing_and_says_why(app, service, smtp_server):
+    session = service
+    app.config["MAILER_MIN_ITEMS"] = 2
+    clock.freeze(MONDAY_W50)
+    schedule.weekly_digest_job(app)
+
+    assert smtp_server.received == []
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Issue)) == 0
+    event = session.scalars(select(JobEvent)).one()
+    assert (event.kind, event.message) == (
+        "empty_week",
+        "2026-W50: the weekly run sent nothing: only 1 new item(s), fewer than "
+        "MAILER_MIN_ITEMS (2).",
+    )
+    # The item waits: next week's run sends it with the new one.
+    clock.freeze(MONDAY_W50 + timedelta(days=2))
+    _add_item(session, "Osaka startup hiring", section="openings")
+    clock.freeze(MONDAY_W51)
+    schedule.weekly_digest_job(app)
+    session.expire_all()
+    issue = session.scalars(select(Issue)).one()
+    assert (issue.period, issue.status, len(issue.items)) == ("2026-W51", "sent", 2)
+    assert len(smtp_server.received) == 2
