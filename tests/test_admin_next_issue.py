@@ -11,6 +11,7 @@ from mailer.models import (
     Delivery,
     Issue,
     IssueStatus,
+    Item,
     SubscriberStatus,
     TransactionalMail,
 )
@@ -231,3 +232,40 @@ def test_send_now_is_refused_while_preflight_finds_errors(admin_client, session)
 def test_unknown_issue_is_404(admin_client):
     assert post(admin_client, "/admin/issues/99/send").status_code == 404
     assert admin_client.get("/admin/issues/99").status_code == 404
+
+
+def test_a_test_copy_of_the_unbuilt_preview_arrives_and_builds_nothing(
+    admin_client, session, smtp_server
+):
+    # Issue 12: a test copy needed "Build now", which froze the issue.
+    add_items(session, 2)
+    page = admin_client.get("/admin/next").get_data(as_text=True)
+    assert "The next issue is not built yet" in page
+    assert 'action="/admin/next/test"' in page
+
+    response = post(
+        admin_client, "/admin/next/test", {"addresses": "tester@example.com"}, follow_redirects=True
+    )
+
+    assert "Test copy sent to tester@example.com (250" in response.get_data(as_text=True)
+    (copy,) = smtp_server.messages_to("tester@example.com")
+    assert copy["Subject"].startswith("[TEST] News and openings in Japan")
+    assert copy["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Typhoon season update 0" in copy.get_body(("plain",)).get_content()
+    session.rollback()
+    assert _count(session, Issue) == 0
+    assert session.scalar(select(func.count()).where(Item.issue_id.is_not(None))) == 0
+
+
+def test_digest_test_copies_the_unbuilt_next_issue_from_the_cli(app, session, runner, smtp_server):
+    add_items(session, 1)
+    with app.app_context():
+        result = runner.invoke(args=["digest", "test", "a@example.com", "b@example.com"])
+
+    assert result.exit_code == 0, result.output
+    assert "Test copy of #1 to a@example.com: sent (250" in result.output
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["a@example.com", "b@example.com"]
+    session.rollback()
+    assert _count(session, Issue) == 0
+    missing = runner.invoke(args=["digest", "test", "a@example.com", "--number", "7"])
+    assert missing.exit_code == 1 and "there is no issue #7" in missing.output
