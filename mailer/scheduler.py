@@ -48,6 +48,28 @@ SENDER_JOB = "sender-loop"
 SIGNUP_JOB = "signups"
 PURGE_PENDING_JOB = "purge-pending"
 PURGE_TIME = (3, 17)  # hour, minute in MAILER_TIMEZONE: a quiet time, off the full hour
+# Jobs whose next run is due while the last one still works (a long send holds sender-loop):
+# the skip is expected, not news, and APScheduler would warn about it every few seconds.
+QUIET_WHEN_BUSY = (SENDER_JOB, SIGNUP_JOB, FEED_REFRESH_JOB)
+
+
+class SkippedRunFilter(logging.Filter):
+    """Drop APScheduler's "skipped: maximum number of running instances reached" warning for
+    the jobs in :data:`QUIET_WHEN_BUSY`; a skipped weekly digest still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return False (drop) for a skipped run of a job that is expected to overlap."""
+        if "maximum number of running instances" not in str(record.msg):
+            return True
+        job = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return getattr(job, "id", None) not in QUIET_WHEN_BUSY
+
+
+def quiet_skipped_runs() -> None:
+    """Install :class:`SkippedRunFilter` on APScheduler's scheduler logger, once."""
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, SkippedRunFilter) for f in logger.filters):
+        logger.addFilter(SkippedRunFilter())
 
 
 def build_scheduler(app: Flask) -> BlockingScheduler:
@@ -57,6 +79,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
         ValueError: a schedule setting of ``app.config`` is malformed; the message names it.
     """
     config = app.config
+    quiet_skipped_runs()
     scheduler = BlockingScheduler(timezone=config["MAILER_TIMEZONE"])
     # Set on each job rather than as job_defaults, which APScheduler applies only at start.
     options = {
@@ -199,16 +222,9 @@ def signup_job(app: Flask) -> None:
 
 def _log_summary(summary, logged_leases: dict) -> None:
     # logged_leases: issue number -> the lease end last logged for it (kept on the app).
+    # Each send's start and end (with its counts) are logged by the delivery room, once.
     if summary.busy:
         return  # another job of this process is sending; it drains the same queue
-    if summary.sent or summary.failed or summary.deferred or summary.transactional_sent:
-        log.info(
-            "sent %d, deferred %d, failed %d deliveries; %d transactional mails",
-            summary.sent,
-            summary.deferred,
-            summary.failed,
-            summary.transactional_sent,
-        )
     for error in summary.errors:
         log.warning("sender: %s", error)
     for number, leases in summary.leased.items():

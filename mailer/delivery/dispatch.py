@@ -262,6 +262,8 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary, progress, facto
     due = _due_count(issue_id)
     if not due:
         return
+    more = "+" if due >= MIN_ROWS_FOR_PROCESSES else ""
+    log.info("issue #%d: send started, %d%s deliveries due", number, due, more)
     report = _reporter(issue_id, number, progress)
     shares = processes.plan(app.config, db.engine.dialect.name)
     rate = processes.rate_share(app.config)
@@ -281,6 +283,15 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary, progress, facto
         )  # fmt: skip
     summary.add(tally)
     summary.errors += errors
+    log.info(
+        "issue #%d: send ended: %d sent, %d deferred, %d failed, %d skipped%s",
+        number,
+        tally.sent,
+        tally.deferred,
+        tally.failed,
+        tally.skipped,
+        f"; {len(errors)} sender error(s)" if errors else "",
+    )
 
 
 def _release_dead_claims(issue_id: int) -> None:
