@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from mailer import clock
 from mailer import scheduler as schedule
 from mailer.content.items import create_item
+from mailer.delivery import start_issue
 from mailer.models import Issue, IssueStatus, Item, JobEvent
 from tests.test_admin_support import add_subscribers
 
@@ -144,3 +145,59 @@ def test_a_run_with_too_few_items_sends_nothing_and_says_why(app, service, smtp_
     issue = session.scalars(select(Issue)).one()
     assert (issue.period, issue.status, len(issue.items)) == ("2026-W51", "sent", 2)
     assert len(smtp_server.received) == 2
+
+
+def test_digest_next_before_and_after_an_early_send(app, service, runner, smtp_server):
+    session = service
+    before = _digest(app, runner, "next")
+    assert before.exit_code == 0, before.output
+    assert before.output.splitlines() == [
+        "Next scheduled run: 2026-12-07T08:00:00+09:00 (2026-W50)",
+        "It builds and sends a new issue: 1 news, 0 openings.",
+    ]
+    _digest(app, runner, "build")
+    built = _digest(app, runner, "next")
+    assert "It sends issue #1 (built): 1 news, 0 openings." in built.output
+    assert _digest(app, runner, "send").exit_code == 0
+
+    after = _digest(app, runner, "next")
+    assert after.output.splitlines() == [
+        "Next scheduled run: 2026-12-07T08:00:00+09:00 (2026-W50)",  # not moved by the send
+        "It sends nothing: no new items since the last issue.",
+    ]
+    clock.freeze(WEDNESDAY_W49)
+    _add_item(session, "Osaka startup hiring", section="openings")
+    assert (
+        "It builds and sends a new issue: 0 news, 1 openings."
+        in _digest(app, runner, "next").output
+    )
+
+    clock.freeze(MONDAY_W50)
+    schedule.weekly_digest_job(app)
+    monday = _digest(app, runner, "next")
+    assert monday.output.splitlines() == [
+        "Next scheduled run: 2026-12-14T08:00:00+09:00 (2026-W51)",
+        "It sends nothing: no new items since the last issue.",
+    ]
+    listed = _digest(app, runner, "list").output.splitlines()
+    assert listed == [
+        "#2  2026-W50  scheduled  sent       items: 0 news, 1 openings  deliveries: 2 sent",
+        "#1  2026-W50  extra      sent       items: 1 news, 0 openings  deliveries: 2 sent",
+    ]
+
+
+def test_digest_pause_resume_and_cancel_go_through_the_transitions(app, service, runner):
+    session = service
+    _digest(app, runner, "build")
+    start_issue(session, 1)
+    assert _digest(app, runner, "pause", "1").output == "Issue #1 paused.\n"
+    refused = _digest(app, runner, "pause", "1")
+    assert refused.exit_code == 1
+    assert "issue #1 cannot be paused: cannot pause an issue that is paused" in refused.output
+    assert _digest(app, runner, "resume", "1").output == "Issue #1 resumed.\n"
+    assert _digest(app, runner, "cancel", "1").output == "Issue #1 cancelled.\n"
+    session.expire_all()
+    issue = session.get(Issue, 1)
+    assert (issue.status, issue.status_reason) == ("cancelled", "by `digest cancel`")
+    missing = _digest(app, runner, "resume", "9")
+    assert missing.exit_code == 1 and "there is no issue #9" in missing.output
