@@ -288,6 +288,7 @@ def test_an_issue_sent_ahead_by_hand_leaves_its_week_to_the_weekly_run(
     assert len(smtp_server.received) == 3
     session.expire_all()
     assert session.get(Issue, 1).kind == "extra"
+    assert ">extra</span>" in admin.get("/admin/issues").get_data(as_text=True)
     clock.freeze(WEDNESDAY_W49)
     _add_item(session, "Kyoto autumn leaves peak")
 
