@@ -17,7 +17,7 @@ from mailer import scheduler as schedule
 from mailer.content.items import create_item
 from mailer.delivery import start_issue
 from mailer.models import Issue, IssueStatus, Item, JobEvent
-from tests.test_admin_support import add_subscribers
+from tests.test_admin_support import add_subscribers, post, signed_in_client
 
 JST = ZoneInfo("Asia/Tokyo")
 TUESDAY_W49 = datetime(2026, 12, 1, 9, 0, tzinfo=JST)
@@ -201,3 +201,90 @@ def test_digest_pause_resume_and_cancel_go_through_the_transitions(app, service,
     assert (issue.status, issue.status_reason) == ("cancelled", "by `digest cancel`")
     missing = _digest(app, runner, "resume", "9")
     assert missing.exit_code == 1 and "there is no issue #9" in missing.output
+
+
+MONDAY_W52 = datetime(2026, 12, 21, 8, 0, tzinfo=JST)
+MONDAY_W53 = datetime(2026, 12, 28, 8, 0, tzinfo=JST)
+BACKLOG_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Kansai jobs</title><link>https://jobs.example.jp/</link>
+<item><title>Opening from 2017</title><link>https://jobs.example.jp/2017</link>
+<pubDate>Mon, 01 May 2017 09:00:00 +0900</pubDate></item>
+<item><title>Fresh opening in Kobe</title><link>https://jobs.example.jp/kobe</link>
+<pubDate>Mon, 14 Dec 2026 09:00:00 +0900</pubDate></item>
+</channel></rss>"""
+
+
+@pytest.fixture
+def admin(app, client):
+    """A client signed in as an admin (asked for before ``session``: see test_scheduled_drafts)."""
+    clock.freeze(TUESDAY_W49 - timedelta(days=1))
+    return signed_in_client(app, client)
+
+
+def _attention(admin) -> bool:
+    return "Needs attention" in admin.get("/admin/").get_data(as_text=True)
+
+
+def test_a_month_of_weekly_issues_loses_no_week_and_raises_no_false_alarm(
+    app, admin, session, runner, smtp_server, tmp_path
+):
+    clock.freeze(TUESDAY_W49)
+    add_subscribers(session, 2)
+    _add_item(session, "Shinkansen timetable change")
+    assert not _attention(admin)  # a fresh install
+    sent_at_runs = []
+
+    def monday(moment):
+        clock.freeze(moment)
+        before = len(smtp_server.received)
+        schedule.weekly_digest_job(app)
+        sent_at_runs.append(len(smtp_server.received) - before)
+        assert not _attention(admin)
+
+    monday(MONDAY_W50)
+
+    # W50: a test copy of the unbuilt preview, then a build, a cancel and a rebuild.
+    clock.freeze(MONDAY_W50 + timedelta(days=1))
+    _add_item(session, "Kyoto autumn leaves peak")
+    post(admin, "/admin/next/test", {"addresses": "editor@example.com"})
+    assert session.scalar(select(func.count()).select_from(Issue)) == 1
+    post(admin, "/admin/next/build")
+    assert _digest(app, runner, "cancel", "2").exit_code == 0
+    post(admin, "/admin/next/build")
+    monday(MONDAY_W51)
+
+    # W51: a feed added mid-month (its backlog stays out) and an early send by hand.
+    clock.freeze(MONDAY_W51 + timedelta(days=1))
+    path = tmp_path / "jobs.xml"
+    path.write_text(BACKLOG_FEED, encoding="utf-8")
+    with app.app_context():
+        args = ["feeds", "add", str(path), "--section", "openings", "--refresh"]
+        added = runner.invoke(args=args)
+    assert added.exit_code == 0, added.output
+    assert _digest(app, runner, "build").exit_code == 0
+    assert _digest(app, runner, "send").exit_code == 0
+    clock.freeze(MONDAY_W51 + timedelta(days=3))
+    _add_item(session, "Sapporo snow festival dates")
+    monday(MONDAY_W52)
+
+    clock.freeze(MONDAY_W52 + timedelta(days=2))
+    _add_item(session, "Osaka startup hiring", section="openings")
+    monday(MONDAY_W53)
+
+    assert sent_at_runs == [2, 2, 2, 2]  # every Monday sent its issue to both readers
+    session.expire_all()
+    issues = session.scalars(select(Issue).order_by(Issue.number)).all()
+    rows = [(i.number, i.period, i.kind, i.status, len(i.items)) for i in issues]
+    assert rows == [
+        (1, "2026-W50", "scheduled", "sent", 1),
+        (2, "2026-W51", "scheduled", "cancelled", 0),
+        (3, "2026-W51", "scheduled", "sent", 1),
+        (4, "2026-W52", "extra", "sent", 1),
+        (5, "2026-W52", "scheduled", "sent", 1),
+        (6, "2026-W53", "scheduled", "sent", 1),
+    ]
+    backlog = session.scalar(select(Item).where(Item.title == "Opening from 2017"))
+    assert (backlog.backlog, backlog.issue_id) == (True, None)
+    subjects = [r.message()["Subject"] for r in smtp_server.received]
+    assert len(smtp_server.received) == 2 * 5 + 1  # five issues to two readers, one test copy
+    assert subjects.count(subjects[-1]) == 2
