@@ -288,3 +288,14 @@ def test_a_month_of_weekly_issues_loses_no_week_and_raises_no_false_alarm(
     subjects = [r.message()["Subject"] for r in smtp_server.received]
     assert len(smtp_server.received) == 2 * 5 + 1  # five issues to two readers, one test copy
     assert subjects.count(subjects[-1]) == 2
+
+
+def test_digest_next_says_a_built_draft_with_preflight_errors_would_not_go_out(
+    app, session, runner
+):
+    clock.freeze(TUESDAY_W49)
+    session.add(Issue(number=1, period="2026-W50", subject="Broken", html="<p>hi</p>", text="hi"))
+    session.commit()
+    result = _digest(app, runner, "next")
+    assert "It sends nothing: built issue #1 has preflight errors (" in result.output
+    assert "no-unsubscribe" in result.output

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from ..models import Issue, Section
-from . import build, schedule
+from . import build, preflight, schedule
 from .periods import period_for
 
 
@@ -74,7 +74,16 @@ def next_run(session: Session, config: Mapping, now: datetime) -> NextRun:
         at = schedule.run_time_of(config, now, period)
     draft = schedule.issue_for_run(session, period)
     if draft is not None:
-        return NextRun(at.astimezone(zone), period, draft, item_counts(draft))
+        # The quick checks (no SpamAssassin, which takes seconds): the run itself runs all.
+        findings = preflight.check_issue(draft, config, spamassassin=False)
+        codes = ", ".join(f.code for f in findings if f.level == "error")
+        reason = (
+            f"built issue #{draft.number} has preflight errors ({codes}): fix them, cancel "
+            "it and build again"
+            if codes
+            else None
+        )
+        return NextRun(at.astimezone(zone), period, draft, item_counts(draft), reason)
     per_section = int(config.get("MAILER_DIGEST_ITEMS_PER_SECTION", 10))
     chosen = build.pending_items(session, per_section)
     counts = {section: len(chosen[section]) for section in Section.ALL}
