@@ -127,7 +127,11 @@ def weekly_digest_job(app: Flask) -> None:
        carries them. A draft of an earlier period (an explicit ``--period``, one built
        before periods followed the schedule, one whose run was missed) is recorded as a
        ``sent_draft`` JobEvent of P;
-    2. P's issue, built now from the new items; none: an ``empty_week`` JobEvent of P.
+    2. P's issue, built now from the items new since the last issue; with fewer than
+       MAILER_MIN_ITEMS of them nothing is sent, and an ``empty_week`` JobEvent of P says why.
+
+    An extra issue (sent by hand ahead of its run) or a draft cancelled before its send does
+    not make P's week done: this run still sends what is new.
 
     Other drafts of P or earlier stay drafts: subscribers get one digest a week, never a
     burst of stale ones. They are logged and named in an ``older_drafts`` JobEvent of P
