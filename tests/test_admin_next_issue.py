@@ -224,6 +224,9 @@ def test_send_now_is_refused_while_preflight_finds_errors(admin_client, session)
     session.commit()
     response = post(admin_client, "/admin/issues/1/send", follow_redirects=True)
     assert "Not sent: the preflight check found errors." in response.get_data(as_text=True)
+    confirmed = {"confirm_recipients": "2"}  # the second step checks again
+    response = post(admin_client, "/admin/issues/1/send", confirmed, follow_redirects=True)
+    assert "Not sent: the preflight check found errors." in response.get_data(as_text=True)
     session.rollback()  # a fresh read: end the snapshot of the last transaction
     assert session.get(Issue, issue.id).status == IssueStatus.DRAFT
     assert _count(session, Delivery) == 0

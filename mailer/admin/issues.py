@@ -81,13 +81,14 @@ def send_now(number: int):
     if issue.status != IssueStatus.DRAFT:
         flash(f"Issue #{number} cannot be sent now: it is {issue.status}.", "error")
         return redirect(back_to(issue))
-    errors = preflight.blocking_errors(issue, current_app.config)
-    if errors:
-        flash("Not sent: the preflight check found errors. " + errors[0].message, "error")
-        return redirect(back_to(issue))
     recipients = delivery.recipient_count(db.session)
     confirmed = request.form.get("confirm_recipients", "")
     if confirmed != str(recipients):
+        # Checked before asking (start_issue checks again at the send itself).
+        errors = preflight.blocking_errors(issue, current_app.config)
+        if errors:
+            flash("Not sent: the preflight check found errors. " + errors[0].message, "error")
+            return redirect(back_to(issue))
         changed = bool(confirmed)  # confirmed for another number: the list changed meanwhile
         page = render_template(
             "admin/confirm_send.html", issue=issue, recipients=recipients, changed=changed
