@@ -4,13 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint format lint-email clean migration
+.PHONY: install run test bench lint format lint-email clean migration
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+## make install: .venv with the pinned runtime requirements, for production (README, "Running
+## it for real"); then use .venv/bin/flask and .venv/bin/gunicorn, or activate .venv
+install:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
 
 ## make run: web app + worker + local mail catcher on SQLite (Ctrl-C stops all three)
 run: $(STAMP)

@@ -384,6 +384,12 @@ class Config:
             "MAILER_DIGEST_ITEMS_PER_SECTION", 10, minimum=1
         )
         self.MAILER_MISFIRE_GRACE = env_int("MAILER_MISFIRE_GRACE", 6 * 3600, minimum=1)
+        # A weekly run with fewer new items sends nothing (and says why); `digest build
+        # --force` builds with fewer, never with none.
+        self.MAILER_MIN_ITEMS = env_int("MAILER_MIN_ITEMS", 1, minimum=1)
+        # A new feed's first fetch keeps items published this many days before the feed was
+        # added out of the digest (stored as backlog; an admin may include one by hand).
+        self.MAILER_FEED_BACKLOG_DAYS = env_int("MAILER_FEED_BACKLOG_DAYS", 14, minimum=0)
         self.MAILER_FEED_REFRESH_MINUTES = env_int("MAILER_FEED_REFRESH_MINUTES", 60, minimum=1)
         self.MAILER_SENDER_INTERVAL = env_int("MAILER_SENDER_INTERVAL", 5, minimum=1)
         self.MAILER_FEED_TIMEOUT = env_float("MAILER_FEED_TIMEOUT", 20.0, minimum=0.1)

@@ -123,6 +123,9 @@ def build_digest(app) -> int:
     from mailer.digest import build
     from mailer.extensions import db
 
+    # The shared feeds are snapshots of the past: keep their entries out of the new-feed
+    # backlog, or the issue would have none.
+    app.config["MAILER_FEED_BACKLOG_DAYS"] = 365 * 100
     with app.app_context():
         for names, section in ((NEWS_FEEDS, "news"), (OPENING_FEEDS, "openings")):
             for name in names:

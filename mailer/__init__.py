@@ -90,7 +90,7 @@ def _check_settings(app: Flask) -> None:
     # Here rather than in Config, so that a config class or a mapping of overrides is checked
     # too; a bad value stops the start with one line instead of failing a request or a job.
     from .delivery import RelaySettings, sender, signer_from_config
-    from .digest.schedule import weekly_trigger
+    from .digest.calendar import weekly_trigger
 
     config = app.config
     production = not (app.debug or app.testing)

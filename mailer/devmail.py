@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
+from html import unescape
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -24,11 +25,33 @@ bp = Blueprint("devmail", __name__)
 # Names we write ourselves: a UTC timestamp (so names sort by arrival) and a random suffix.
 _NAME = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}\.eml")
 # The HTML part is shown in a sandboxed iframe; this policy also keeps it from running scripts
-# or loading anything but images, styles and fonts if the page is opened on its own.
+# or loading anything but images, styles and fonts if the page is opened on its own. Links
+# open in a new tab outside the sandbox (popups that escape it), so that a mail's Confirm or
+# Unsubscribe button leads to a working page: a page inside the sandbox could post no form.
+SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
 _HTML_CSP = (
-    "sandbox; default-src 'none'; img-src data: cid: http: https:; "
+    f"sandbox {SANDBOX}; default-src 'none'; img-src data: cid: http: https:; "
     "style-src 'unsafe-inline' http: https:; font-src data: http: https:"
 )
+_HEAD = re.compile(r"<head(\s[^>]*)?>", re.IGNORECASE)
+_HREF = re.compile(r"""<a\s[^>]*?href\s*=\s*["'](https?://[^"']+)["']""", re.IGNORECASE)
+NEW_TAB = '<base target="_blank">'
+
+
+def links_in(html: str) -> list[str]:
+    """Return the distinct http(s) link targets of ``html``, in order (entities unescaped)."""
+    seen: dict[str, None] = {}
+    for url in _HREF.findall(html):
+        seen.setdefault(unescape(url), None)
+    return list(seen)
+
+
+def open_links_in_new_tab(html: str) -> str:
+    """Return ``html`` with ``<base target="_blank">`` first in its head (or at its start)."""
+    match = _HEAD.search(html)
+    if match is None:
+        return NEW_TAB + html
+    return html[: match.end()] + NEW_TAB + html[match.end() :]
 
 
 def save_message(directory: Path, mail_from: str, rcpt_tos: list[str], data: bytes) -> Path:
@@ -200,6 +223,8 @@ def message(name: str):
         subject=str(parsed.get("Subject", "")),
         text=text,
         has_html=html is not None,
+        links=links_in(html or ""),
+        sandbox=SANDBOX,
     )
 
 
@@ -209,7 +234,7 @@ def message_html(name: str):
     _, html = body_parts(_load(name))
     if html is None:
         abort(404)
-    response = Response(html, mimetype="text/html")
+    response = Response(open_links_in_new_tab(html), mimetype="text/html")
     response.headers["Content-Security-Policy"] = _HTML_CSP
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -20,7 +20,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -210,6 +212,11 @@ class Item(db.Model):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
     hidden: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Published long before its feed was added (first fetch): kept out of the digest until
+    # an admin includes it (content.ingest, MAILER_FEED_BACKLOG_DAYS).
+    backlog: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
     # The issue that carried this item; NULL while it is in no issue yet.
     issue_id: Mapped[int | None] = mapped_column(ForeignKey("issue.id", ondelete="SET NULL"))
 
@@ -228,15 +235,41 @@ class IssueStatus:
     ALL = (DRAFT, SENDING, PAUSED, SENT, CANCELLED)
 
 
+_LIVE_SCHEDULED = "kind = 'scheduled' AND status <> 'cancelled'"
+
+
+class IssueKind:
+    """Values of ``Issue.kind``: the weekly run's issue, or one sent by hand ahead of it."""
+
+    SCHEDULED = "scheduled"
+    EXTRA = "extra"
+    ALL = (SCHEDULED, EXTRA)
+
+
 class Issue(db.Model):
     """One numbered digest for one period (ISO week), rendered once and stored."""
 
     __tablename__ = "issue"
+    __table_args__ = (
+        # One live scheduled issue per period, whoever builds it; extra and cancelled issues
+        # do not hold their period (a rebuild of a cancelled week works).
+        Index(
+            "uq_issue_scheduled_period",
+            "period",
+            unique=True,
+            sqlite_where=text(_LIVE_SCHEDULED),
+            postgresql_where=text(_LIVE_SCHEDULED),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[int] = mapped_column(Integer, nullable=False, unique=True)
-    # ISO week in MAILER_TIMEZONE, e.g. "2026-W49": one issue per period, whoever builds it.
-    period: Mapped[str] = mapped_column(String(16), nullable=False, unique=True)
+    # ISO week in MAILER_TIMEZONE, e.g. "2026-W49": of the weekly run that sends it (an extra
+    # issue: of the run it was built for).
+    period: Mapped[str] = mapped_column(String(16), nullable=False)
+    kind: Mapped[str] = mapped_column(
+        String(16), nullable=False, default=IssueKind.SCHEDULED, server_default="scheduled"
+    )
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=IssueStatus.DRAFT)
     subject: Mapped[str] = mapped_column(String(998), nullable=False)
     preheader: Mapped[str] = mapped_column(String(512), nullable=False, default="")

@@ -48,6 +48,28 @@ SENDER_JOB = "sender-loop"
 SIGNUP_JOB = "signups"
 PURGE_PENDING_JOB = "purge-pending"
 PURGE_TIME = (3, 17)  # hour, minute in MAILER_TIMEZONE: a quiet time, off the full hour
+# Jobs whose next run is due while the last one still works (a long send holds sender-loop):
+# the skip is expected, not news, and APScheduler would warn about it every few seconds.
+QUIET_WHEN_BUSY = (SENDER_JOB, SIGNUP_JOB, FEED_REFRESH_JOB)
+
+
+class SkippedRunFilter(logging.Filter):
+    """Drop APScheduler's "skipped: maximum number of running instances reached" warning for
+    the jobs in :data:`QUIET_WHEN_BUSY`; a skipped weekly digest still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return False (drop) for a skipped run of a job that is expected to overlap."""
+        if "maximum number of running instances" not in str(record.msg):
+            return True
+        job = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return getattr(job, "id", None) not in QUIET_WHEN_BUSY
+
+
+def quiet_skipped_runs() -> None:
+    """Install :class:`SkippedRunFilter` on APScheduler's scheduler logger, once."""
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, SkippedRunFilter) for f in logger.filters):
+        logger.addFilter(SkippedRunFilter())
 
 
 def build_scheduler(app: Flask) -> BlockingScheduler:
@@ -57,6 +79,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
         ValueError: a schedule setting of ``app.config`` is malformed; the message names it.
     """
     config = app.config
+    quiet_skipped_runs()
     scheduler = BlockingScheduler(timezone=config["MAILER_TIMEZONE"])
     # Set on each job rather than as job_defaults, which APScheduler applies only at start.
     options = {
@@ -104,7 +127,11 @@ def weekly_digest_job(app: Flask) -> None:
        carries them. A draft of an earlier period (an explicit ``--period``, one built
        before periods followed the schedule, one whose run was missed) is recorded as a
        ``sent_draft`` JobEvent of P;
-    2. P's issue, built now from the new items; none: an ``empty_week`` JobEvent of P.
+    2. P's issue, built now from the items new since the last issue; with fewer than
+       MAILER_MIN_ITEMS of them nothing is sent, and an ``empty_week`` JobEvent of P says why.
+
+    An extra issue (sent by hand ahead of its run) or a draft cancelled before its send does
+    not make P's week done: this run still sends what is new.
 
     Other drafts of P or earlier stay drafts: subscribers get one digest a week, never a
     burst of stale ones. They are logged and named in an ``older_drafts`` JobEvent of P
@@ -118,7 +145,7 @@ def weekly_digest_job(app: Flask) -> None:
     with app.app_context():
         scheduled = schedule.last_weekly_time(app.config, clock.now())
         period = period_for(scheduled, app.config["MAILER_TIMEZONE"])
-        chosen = schedule.issue_to_start(db.session, period)
+        chosen = schedule.issue_to_start(db.session, app.config, period)
         if chosen is None:
             db.session.commit()  # the JobEvents recorded on the way
             return
@@ -199,16 +226,9 @@ def signup_job(app: Flask) -> None:
 
 def _log_summary(summary, logged_leases: dict) -> None:
     # logged_leases: issue number -> the lease end last logged for it (kept on the app).
+    # Each send's start and end (with its counts) are logged by the delivery room, once.
     if summary.busy:
         return  # another job of this process is sending; it drains the same queue
-    if summary.sent or summary.failed or summary.deferred or summary.transactional_sent:
-        log.info(
-            "sent %d, deferred %d, failed %d deliveries; %d transactional mails",
-            summary.sent,
-            summary.deferred,
-            summary.failed,
-            summary.transactional_sent,
-        )
     for error in summary.errors:
         log.warning("sender: %s", error)
     for number, leases in summary.leased.items():

@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from flask import current_app, render_template, url_for
 
 from .. import clock, delivery
-from ..digest import preflight
+from ..digest import outlook, preflight, schedule
+from ..digest.periods import period_for
 from ..extensions import db
 from . import queries
 from .blueprint import bp
 from .charts import bar_chart
 from .filters import when
-from .next_issue import next_issue, scheduled_send
+from .next_issue import next_issue
 
 GROWTH_WEEKS = 12
 
@@ -24,15 +25,25 @@ class Alert:
     link: str
 
 
-def _warnings(findings: list) -> list[Alert]:
+def _warnings(findings: list, now) -> list[Alert]:
+    """What needs an operator, and nothing else (issue 12): nothing when all is well."""
     session = db.session
     found = [
         Alert(
-            f"Feed {feed.url} failed at its last refresh: {feed.last_error}",
+            f"Feed {feed.url} has been failing for more than a day: {feed.last_error}",
             url_for("admin.feed_list"),
         )
-        for feed in queries.failing_feeds(session)
+        for feed in queries.failing_feeds(session, now)
     ]
+    waiting, reply = queries.unreachable_relay(session)
+    if waiting:
+        found.append(
+            Alert(
+                f"The relay could not be reached: {waiting} mail(s) wait for a retry "
+                f"(last reply: {reply}). Check MAILER_SMTP_HOST and MAILER_SMTP_PORT.",
+                url_for("admin.settings_page"),
+            )
+        )
     found += [
         Alert(_paused_message(paused), url_for("admin.issue_detail", number=paused.number))
         for paused in queries.paused_issues(session)
@@ -60,20 +71,14 @@ def _warnings(findings: list) -> list[Alert]:
         )
     found += [
         Alert(
-            f"Preflight error in the next issue: {finding.message}",
+            f"Preflight error in the built next issue: {finding.message}",
             url_for("admin.next_issue_page"),
         )
         for finding in findings
         if finding.level == "error"
     ]
-    found += [
-        Alert(
-            f"Missed week ({event.created_at:%Y-%m-%d}): {event.message}",
-            url_for("admin.issue_list"),
-        )
-        for event in queries.recent_missed_weeks(session, clock.now())
-    ]
-    waiting, since = queries.waiting_signups(session, clock.now())
+    found += _run_alerts(session, now)
+    waiting, since = queries.waiting_signups(session, now)
     if waiting:
         found.append(
             Alert(
@@ -98,6 +103,28 @@ def _paused_message(issue) -> str:
     )
 
 
+def _run_alerts(session, now) -> list[Alert]:
+    # The last scheduled run, when it sent nothing (and why), and missed weeks.
+    found = [
+        Alert(
+            f"Missed week ({event.created_at:%Y-%m-%d}): {event.message}",
+            url_for("admin.issue_list"),
+        )
+        for event in queries.recent_missed_weeks(session, now)
+    ]
+    try:
+        config = current_app.config
+        last_run = schedule.last_weekly_time(config, now)
+        period = period_for(last_run, config["MAILER_TIMEZONE"])
+    except (ValueError, LookupError):
+        return found  # the schedule's own error is shown under "Next send"
+    found += [
+        Alert(f"The last weekly run: {event.message}", url_for("admin.next_issue_page"))
+        for event in queries.run_events(session, period)
+    ]
+    return found
+
+
 @bp.get("/")
 def dashboard():
     """Subscribers by status, weekly growth chart, next send, last issues, warnings."""
@@ -105,23 +132,27 @@ def dashboard():
     now = clock.now()
     issue, built = next_issue()
     # SpamAssassin takes seconds: the dashboard runs the quick checks, the next-issue page all.
-    findings = preflight.check_issue(issue, current_app.config, spamassassin=False)
+    # Only a built draft is checked: a preview is not going anywhere yet.
+    findings = preflight.check_issue(issue, current_app.config, spamassassin=False) if built else []
     recent = queries.recent_issues(session)
     growth = queries.weekly_confirmations(
         session, now=now, tz=current_app.config["MAILER_TIMEZONE"], weeks=GROWTH_WEEKS
     )
-    next_send, schedule_error = scheduled_send(issue)  # when that issue goes out
+    try:
+        run, schedule_error = outlook.next_run(session, current_app.config, now), None
+    except (ValueError, LookupError) as exc:  # LookupError: an unknown time zone name
+        run, schedule_error = None, str(exc)
     return render_template(
         "admin/dashboard.html",
         counts=queries.subscriber_counts(session),
         chart=bar_chart(growth, title=f"New confirmed subscribers per week, last {GROWTH_WEEKS}"),
         growth_total=sum(count for _label, count in growth),
-        next_send=next_send,
+        run=run,
         schedule_error=schedule_error,
         next_issue=issue,
         next_built=built,
         recent=recent,
         stats=queries.issue_stats(session, recent),
-        warnings=_warnings(findings),
+        warnings=_warnings(findings, now),
         events=queries.recent_job_events(session, now),
     )

@@ -4,13 +4,13 @@ Status changes go through the delivery room's ``delivery.change_issue_status`` (
 that knows the allowed transitions); the worker does the sending.
 """
 
-from flask import current_app, flash, redirect, render_template, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import clock, delivery
 from ..digest import preflight
 from ..extensions import db
-from ..models import MAX_ISSUE_NUMBER, Issue
+from ..models import MAX_ISSUE_NUMBER, Issue, IssueStatus
 from . import listing, queries
 from .blueprint import bp, id_arg
 from .forms import TestSendForm
@@ -70,20 +70,37 @@ def issue_preview(number: int):
 def send_now(number: int):
     """Queue one delivery per confirmed subscriber and start the send; the worker sends.
 
-    Refused while the preflight check reports an error (fix it and rebuild first).
+    Two steps: the first POST shows how many subscribers will get it and asks again; only a
+    second POST that repeats that number (``confirm_recipients``) sends. Refused while the
+    preflight check reports an error (fix it and rebuild first). Sent ahead of its weekly
+    run, the draft is an extra issue: the run still sends what comes in after it.
     """
     issue = _get_issue(number)
     if issue is None:
         return _not_found(number)
-    errors = preflight.blocking_errors(issue, current_app.config)
-    if errors:
-        flash("Not sent: the preflight check found errors. " + errors[0].message, "error")
+    if issue.status != IssueStatus.DRAFT:
+        flash(f"Issue #{number} cannot be sent now: it is {issue.status}.", "error")
         return redirect(back_to(issue))
+    recipients = delivery.recipient_count(db.session)
+    confirmed = request.form.get("confirm_recipients", "")
+    if confirmed != str(recipients):
+        # Checked before asking (start_issue checks again at the send itself).
+        errors = preflight.blocking_errors(issue, current_app.config)
+        if errors:
+            flash("Not sent: the preflight check found errors. " + errors[0].message, "error")
+            return redirect(back_to(issue))
+        changed = bool(confirmed)  # confirmed for another number: the list changed meanwhile
+        page = render_template(
+            "admin/confirm_send.html", issue=issue, recipients=recipients, changed=changed
+        )
+        return page, 200
     try:
-        queued = delivery.enqueue_issue(db.session, issue)
-        delivery.change_issue_status(db.session, issue, "start")
-        db.session.commit()
-    except delivery.InvalidTransition as exc:
+        _, queued = delivery.start_issue(db.session, number, config=current_app.config, manual=True)
+    except delivery.PreflightFailed as exc:
+        db.session.rollback()
+        flash("Not sent: the preflight check found errors. " + exc.errors[0].message, "error")
+        return redirect(back_to(issue))
+    except (delivery.InvalidTransition, ValueError) as exc:
         db.session.rollback()
         flash(f"Issue #{number} cannot be sent now: {exc}", "error")
         return redirect(back_to(issue))

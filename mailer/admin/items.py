@@ -1,6 +1,7 @@
-"""Items: list (newest first), add and edit by hand, hide or show again.
+"""Items: list (newest first), add and edit by hand, hide or show again, include a backlog item.
 
-The work is the content room's ``items`` service; a hidden item never enters an issue.
+The work is the content room's ``items`` service; a hidden item never enters an issue, and
+neither does a new feed's backlog until an admin includes it.
 """
 
 from flask import flash, redirect, render_template, request, url_for
@@ -89,4 +90,16 @@ def item_hidden(item_id: int):
     item_service.set_hidden(db.session, item, hidden)
     db.session.commit()
     flash(f"Item {'hidden' if hidden else 'shown again'}: {item.title}", "info")
+    return redirect(admin_path(request.form.get("back"), url_for("admin.item_list")))
+
+
+@bp.post("/items/<int:item_id>/include")
+def item_include(item_id: int):
+    """Include a backlog item (an old entry of a new feed) in the next issue."""
+    item = db.session.get(Item, item_id)
+    if item is None:
+        return render_template("admin/not_found.html", what=f"item {item_id}"), 404
+    item_service.include_backlog_item(db.session, item)
+    db.session.commit()
+    flash(f"Item included in the next issue: {item.title}", "info")
     return redirect(admin_path(request.form.get("back"), url_for("admin.item_list")))

@@ -14,7 +14,7 @@ from flask import Response, current_app, flash, redirect, render_template, url_f
 from flask_login import current_user
 
 from .. import clock, delivery
-from ..digest import build, preflight, schedule
+from ..digest import build, outlook, preflight, schedule
 from ..extensions import db, limiter
 from ..models import Issue
 from . import queries
@@ -57,17 +57,14 @@ def build_period() -> str:
 
 
 def next_issue() -> tuple[Issue, bool]:
-    """Return (the next issue, whether it is built).
+    """Return (the next issue, whether it is built): ``digest.outlook.next_issue``.
 
-    The draft the next weekly run starts, else a draft built for a later week, else a
-    transient preview of what a build now would contain, with the period it would get.
+    With a malformed schedule setting, the preview is labelled with the current ISO week.
     """
-    session = db.session
-    period = build_period()
-    draft = schedule.issue_for_run(session, period) or schedule.draft_to_send(session)
-    if draft is not None:
-        return draft, True
-    return build.render_preview(session, period=period), False
+    try:
+        return outlook.next_issue(db.session, current_app.config, clock.now())
+    except (ValueError, LookupError):  # LookupError: an unknown time zone name
+        return build.render_preview(db.session, period=build_period()), False
 
 
 def scheduled_send(issue: Issue) -> tuple[datetime | None, str | None]:
@@ -138,6 +135,7 @@ def next_issue_page():
         findings=findings,
         has_errors=any(finding.level == "error" for finding in findings),
         test_form=TestSendForm(),
+        recipients=delivery.recipient_count(db.session),
     )
 
 
@@ -156,7 +154,8 @@ def build_now():
         issue = build.build_issue(db.session, period=build_period())
         db.session.commit()
     if issue is None:
-        flash("Nothing to build: there are no new items for an issue yet.", "error")
+        reason = build.shortfall(db.session, current_app.config) or "no new items"
+        flash(f"Nothing to build: {reason}.", "error")
     else:
         flash(f"Issue #{issue.number} ({issue.period}) is built.", "info")
     return redirect(url_for("admin.next_issue_page"))
@@ -186,14 +185,38 @@ def send_test(number: int):
         for message in form.addresses.errors:
             flash(message, "error")
         return redirect(back_to(issue))
-    for result in delivery.send_test_copies(
-        issue, form.addresses.data.split("\n"), current_app.config
-    ):
+    _flash_results(
+        delivery.send_test_copies(issue, form.addresses.data.split("\n"), current_app.config)
+    )
+    return redirect(back_to(issue))
+
+
+@bp.post("/next/test")
+@limiter.limit(_test_send_limit, key_func=_admin_key)
+def send_test_of_next():
+    """Send test copies of the next issue as the page shows it, built or not.
+
+    An unbuilt next issue is rendered for the copies and thrown away: nothing is built or
+    frozen, and the items stay free for the weekly run (issue 12).
+    """
+    form = TestSendForm()
+    if not form.validate_on_submit():
+        for message in form.addresses.errors:
+            flash(message, "error")
+        return redirect(url_for("admin.next_issue_page"))
+    issue, _built = next_issue()
+    results = delivery.send_test_copies(issue, form.addresses.data.split("\n"), current_app.config)
+    db.session.rollback()  # an unbuilt preview is never stored
+    _flash_results(results)
+    return redirect(url_for("admin.next_issue_page"))
+
+
+def _flash_results(results) -> None:
+    for result in results:
         if result.ok:
             flash(f"Test copy sent to {result.recipient} ({result.reply}).", "info")
         else:
             flash(f"Test copy to {result.recipient} failed: {result.reply}", "error")
-    return redirect(back_to(issue))
 
 
 def back_to(issue: Issue) -> str:

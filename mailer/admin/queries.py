@@ -233,9 +233,48 @@ def _rate_span(issue: Issue, now: datetime) -> timedelta | None:
     return span if span >= MIN_RATE_SPAN else None
 
 
-def failing_feeds(session: Session) -> list[Feed]:
-    """Return the feeds whose last refresh failed."""
-    return list(session.scalars(select(Feed).where(Feed.last_error.is_not(None)).order_by(Feed.id)))
+# A feed failing for less than this may be a server's bad hour: the next refreshes retry it.
+FEED_FAILING_FOR = timedelta(days=1)
+
+
+def failing_feeds(session: Session, now: datetime) -> list[Feed]:
+    """Return the feeds whose last refresh failed and that have had no success for more than
+    ``FEED_FAILING_FOR`` (since their last success, or since they were added)."""
+    since = func.coalesce(Feed.last_success_at, Feed.created_at)
+    query = select(Feed).where(Feed.last_error.is_not(None), since < now - FEED_FAILING_FOR)
+    return list(session.scalars(query.order_by(Feed.id)))
+
+
+def unreachable_relay(session: Session) -> tuple[int, str | None]:
+    """Return (how many, the last reply) of the mails waiting because the relay could not be
+    reached (deferred with no SMTP code: the connection failed or was refused).
+
+    Digest deliveries of a sending issue and transactional mails (confirmations) both count.
+    """
+    waiting = []
+    for model, extra in (
+        (Delivery, [Issue.status == IssueStatus.SENDING]),
+        (TransactionalMail, []),
+    ):
+        query = select(func.count(), func.max(model.last_reply)).where(
+            model.status == DeliveryStatus.DEFERRED, model.last_code.is_(None), *extra
+        )
+        if model is Delivery:
+            query = query.join(Issue, Issue.id == Delivery.issue_id)
+        waiting.append(session.execute(query).one())
+    count = sum(number for number, _reply in waiting)
+    reply = next((reply for number, reply in waiting if number), None)
+    return count, reply
+
+
+def run_events(session: Session, period: str) -> list[JobEvent]:
+    """Return the events of the weekly run of ``period`` that sent nothing, and why
+    (``empty_week``, ``preflight_blocked``)."""
+    query = select(JobEvent).where(
+        JobEvent.kind.in_(("empty_week", "preflight_blocked")),
+        JobEvent.message.like(f"{period}:%"),
+    )
+    return list(session.scalars(query.order_by(JobEvent.id)))
 
 
 def paused_issues(session: Session) -> list[Issue]:

@@ -9,12 +9,8 @@ from ..digest import build, preflight, schedule, spamcheck
 from ..digest.errors import DigestError
 from ..extensions import db
 from ..models import Section
-from .send import (
-    digest_cancel_command,
-    digest_pause_command,
-    digest_resume_command,
-    digest_send_command,
-)
+from .lifecycle import LIFECYCLE_COMMANDS
+from .send import digest_send_command
 
 
 @click.group("digest", cls=AppGroup)
@@ -27,10 +23,18 @@ def digest_cli():
     "--period",
     help="ISO week to build, e.g. 2026-W50 (default: the week of the next scheduled send).",
 )
-@click.option("--force", is_flag=True, help="Build the issue even when there are no new items.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Build with fewer new items than MAILER_MIN_ITEMS (never with none).",
+)
 @with_appcontext
 def build_command(period: str | None, force: bool):
-    """Build (or show) the issue of a period, then run the preflight checks on it."""
+    """Build (or show) the issue of a period, then run the preflight checks on it.
+
+    With too few new items (fewer than MAILER_MIN_ITEMS; with --force: none) nothing is
+    built: it says why and exits with status 1.
+    """
     config = current_app.config
     try:
         # The period of the weekly run that will send it, so that the run finds it.
@@ -40,8 +44,10 @@ def build_command(period: str | None, force: bool):
     except (DigestError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if issue is None:
-        click.echo(f"Nothing new for {period}: no issue built (use --force to build one anyway).")
-        return
+        reason = build.shortfall(db.session, config, force=force) or "no new items"
+        hint = "" if force else " (--force builds with fewer than MAILER_MIN_ITEMS, never none)"
+        click.echo(f"No issue built for {period}: {reason}{hint}.", err=True)
+        raise SystemExit(1)
     counts = {section: 0 for section in Section.ALL}
     for item in issue.items:
         counts[item.section] = counts.get(item.section, 0) + 1
@@ -65,10 +71,6 @@ def _echo_findings(issue, config) -> None:
         click.echo(f"Preflight {finding.level}: [{finding.code}] {finding.message}")
 
 
-for command in (
-    digest_send_command,
-    digest_pause_command,
-    digest_resume_command,
-    digest_cancel_command,
-):
-    digest_cli.add_command(command)
+digest_cli.add_command(digest_send_command)
+for _command in LIFECYCLE_COMMANDS:
+    digest_cli.add_command(_command)

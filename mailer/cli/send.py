@@ -52,6 +52,8 @@ def digest_send_command(number: int | None):
     """Send issue NUMBER (default: the newest draft, sending or paused issue) and wait.
 
     A draft is queued for every confirmed subscriber and started, a paused issue resumed.
+    Sent ahead of its weekly run, a draft goes out as an extra issue: the run still sends
+    the items that come in after it.
     A draft whose preflight check finds errors is not started (as the admin's "Send now"):
     the errors are printed, one a line, and the status is 1. Shows a progress bar; exits
     with status 1 when the issue ends paused, cancelled or with failures, and with status 3
@@ -60,7 +62,9 @@ def digest_send_command(number: int | None):
     printed.
     """
     try:
-        issue, queued = delivery.start_issue(db.session, number, config=current_app.config)
+        issue, queued = delivery.start_issue(
+            db.session, number, config=current_app.config, manual=True
+        )
     except delivery.PreflightFailed as exc:
         # Like the admin's "Send now": fix the issue and rebuild it first.
         _fail(
@@ -227,44 +231,3 @@ def _fail(problems: list[str]) -> None:
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     raise SystemExit(1)
-
-
-def _change_status(number: int, action: str, done: str) -> None:
-    issue = delivery.issue_by_number(db.session, number)
-    if issue is None:
-        raise click.ClickException(f"there is no issue #{number}")
-    try:
-        delivery.change_issue_status(db.session, issue, action, reason=f"by `digest {action}`")
-        db.session.commit()
-    except delivery.InvalidTransition as exc:
-        db.session.rollback()
-        raise click.ClickException(f"cannot {action} issue #{number}: {exc}") from exc
-    click.echo(f"Issue #{number} {done}.")
-
-
-@click.command("pause")
-@click.argument("number", type=click.IntRange(1, MAX_ISSUE_NUMBER))
-@with_appcontext
-def digest_pause_command(number: int):
-    """Pause the send of issue NUMBER (status 1 when it is not sending)."""
-    _change_status(number, "pause", "paused; `digest resume` goes on")
-
-
-@click.command("resume")
-@click.argument("number", type=click.IntRange(1, MAX_ISSUE_NUMBER))
-@with_appcontext
-def digest_resume_command(number: int):
-    """Resume the paused send of issue NUMBER now (a pause by the relay too).
-
-    Deliveries the relay refused become due at once; the worker sends them within
-    MAILER_SENDER_INTERVAL seconds (or `digest send NUMBER` in the foreground).
-    """
-    _change_status(number, "resume", "resumed; the worker sends it (or `digest send`)")
-
-
-@click.command("cancel")
-@click.argument("number", type=click.IntRange(1, MAX_ISSUE_NUMBER))
-@with_appcontext
-def digest_cancel_command(number: int):
-    """Cancel issue NUMBER: its queued and deferred deliveries are never sent."""
-    _change_status(number, "cancel", "cancelled")

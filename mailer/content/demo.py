@@ -6,9 +6,9 @@ openings written for this project; its openings name their own section with a ca
 
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from ..models import Feed, Section
+from ..models import Feed, Item, Section
 from .feeds import add_feed, refresh_feed
 
 DEMO_FEED_PATH = Path(__file__).resolve().parent / "demo" / "japan-weekly-demo.xml"
@@ -30,4 +30,7 @@ def load_demo_feed(session) -> Feed | None:
     feed = add_feed(session, str(DEMO_FEED_PATH), Section.NEWS, allow_local=True)
     session.commit()
     refresh_feed(session, feed)
+    # The demo is there for a first digest: its dated entries are never a backlog.
+    session.execute(update(Item).where(Item.feed_id == feed.id).values(backlog=False))
+    session.commit()
     return feed

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app, has_app_context
@@ -216,7 +216,7 @@ def _refresh(session, feed: Feed, started: datetime) -> RefreshResult:
     error = parsed.document_error()
     if error:
         return _failed(feed, error, started)
-    report = store_entries(session, feed, parsed, now=started)
+    report = store_entries(session, feed, parsed, now=started, backlog_before=_backlog_before(feed))
     if parsed.entry_count and not report.usable:
         return _failed(feed, _nothing_usable(parsed, report), started)
     feed.title = parsed.title or feed.title
@@ -224,6 +224,15 @@ def _refresh(session, feed: Feed, started: datetime) -> RefreshResult:
     feed.etag, feed.last_modified = _clip(fetched.etag, 512), _clip(fetched.last_modified, 128)
     _succeeded(feed, started)
     return _result(feed.id, parsed, report)
+
+
+def _backlog_before(feed: Feed) -> datetime | None:
+    # Only a feed's first successful fetch brings its history; later entries are news.
+    if feed.last_success_at is not None:
+        return None
+    config: Mapping = current_app.config if has_app_context() else {}
+    days = int(config.get("MAILER_FEED_BACKLOG_DAYS", 14))
+    return feed.created_at - timedelta(days=days)
 
 
 def _fetch_options() -> dict:

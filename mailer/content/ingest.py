@@ -14,6 +14,10 @@ Rules (issue 2, "Feeds"):
   :data:`SKIP_NO_LINK`.
 - **Title**: an entry without a title is titled by the start of its summary, else by its link;
   an entry with no title, summary or link is skipped (:data:`SKIP_EMPTY`).
+- **Backlog** (issue 12): on a feed's first successful fetch, entries published before
+  ``backlog_before`` (the time the feed was added minus MAILER_FEED_BACKLOG_DAYS) are stored
+  with ``backlog=True``: kept out of the digest, so that adding a feed never mails its whole
+  history; an admin may include one by hand (``items.include_backlog_item``).
 - **Section**: the feed's section, unless the entry names one with a category
   ``<category domain="section">openings</category>``. Company, location and job type
   (see :func:`mailer.content.parse.parse_feed`) are stored for openings only.
@@ -46,6 +50,7 @@ class IngestReport:
 
     new_items: int = 0
     known: int = 0
+    backlog: int = 0  # of the new items, how many were stored as backlog
     skipped: Counter = field(default_factory=Counter)
     first_skipped_title: str | None = None
 
@@ -62,7 +67,14 @@ class _Candidate:
     link: str
 
 
-def store_entries(session, feed: Feed, parsed: ParsedFeed, *, now: datetime) -> IngestReport:
+def store_entries(
+    session,
+    feed: Feed,
+    parsed: ParsedFeed,
+    *,
+    now: datetime,
+    backlog_before: datetime | None = None,
+) -> IngestReport:
     """Add the new entries of ``parsed`` to ``feed`` as Items (flushed, not committed).
 
     Args:
@@ -70,6 +82,8 @@ def store_entries(session, feed: Feed, parsed: ParsedFeed, *, now: datetime) -> 
         feed: the Feed the document came from (its id and section are used).
         parsed: the parsed document.
         now: the refresh time (aware UTC): ``first_seen_at`` of new items.
+        backlog_before: entries published before this (aware UTC) are stored as backlog;
+            None: none is (only a feed's first fetch passes a time).
 
     Returns:
         An :class:`IngestReport`.
@@ -96,8 +110,11 @@ def store_entries(session, feed: Feed, parsed: ParsedFeed, *, now: datetime) -> 
         elif key in existing:
             report.known += 1
         else:
-            session.add(_item(feed, parsed, candidate, key, now))
+            item = _item(feed, parsed, candidate, key, now)
+            item.backlog = backlog_before is not None and item.published_at < backlog_before
+            session.add(item)
             report.new_items += 1
+            report.backlog += item.backlog
         seen_now.add(key)
     session.flush()
     return report

@@ -113,6 +113,14 @@ def set_hidden(session, item: Item, hidden: bool) -> Item:
     return item
 
 
+def include_backlog_item(session, item: Item) -> Item:
+    """Let a backlog item (published long before its new feed was added) go out with the next
+    issue, as any new item; flushed, not committed. Returns the item."""
+    item.backlog = False
+    session.flush()
+    return item
+
+
 def get_item(session, item_id: int) -> Item:
     """Return the Item with ``item_id``; raise ItemError when there is none."""
     item = session.get(Item, item_id)

@@ -18,7 +18,7 @@ from .dispatch import (
     stop_sending,
     waiting_for_hourly_cap,
 )
-from .enqueue import enqueue_issue, next_retry_at, status_counts
+from .enqueue import enqueue_issue, next_retry_at, recipient_count, status_counts
 from .errors import DeliveryError, InvalidTransition, NothingToSend, PreflightFailed
 from .issues import PUSHBACK, change_issue_status
 from .message import build_test_message, fill_markers, unsubscribe_url_of_test_copy
@@ -57,6 +57,7 @@ __all__ = [
     "issue_by_number",
     "key_bits",
     "next_retry_at",
+    "recipient_count",
     "send_pending",
     "send_test_copies",
     "send_transactional",

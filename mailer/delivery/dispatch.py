@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from .. import clock
-from ..digest import preflight
+from ..digest import preflight, schedule
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, Issue, IssueStatus
 from . import enqueue, message, transactional
@@ -143,9 +143,13 @@ def issue_by_number(session, number: int) -> Issue | None:
 
 
 def start_issue(
-    session, number: int | None = None, *, config: Mapping | None = None
+    session, number: int | None = None, *, config: Mapping | None = None, manual: bool = False
 ) -> tuple[Issue, int]:
     """Get issue ``number`` (default: the newest draft, sending or paused one) going.
+
+    ``manual`` (Send now, ``digest send``; needs ``config``): a draft whose weekly run is
+    still ahead goes out as an extra issue and never consumes that run
+    (``digest.schedule.mark_manual_send``).
 
     A draft is enqueued (one INSERT ... SELECT) and started; a paused issue is resumed; a
     sending one is left as it is; a sent one is returned unchanged (nothing to do). Commits.
@@ -182,6 +186,8 @@ def start_issue(
         if errors:
             raise PreflightFailed(issue.number, errors)
     if issue.status == IssueStatus.DRAFT:
+        if manual and config is not None:
+            schedule.mark_manual_send(session, config, issue, clock.now())
         queued = enqueue.enqueue_issue(session, issue)
         change_issue_status(session, issue, "start")
     elif issue.status == IssueStatus.PAUSED:
@@ -276,6 +282,8 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary, progress, facto
     due = _due_count(issue_id)
     if not due:
         return
+    more = "+" if due >= MIN_ROWS_FOR_PROCESSES else ""
+    log.info("issue #%d: send started, %d%s deliveries due", number, due, more)
     report = _reporter(issue_id, number, progress)
     shares = processes.plan(app.config, db.engine.dialect.name)
     rate = processes.rate_share(app.config)
@@ -295,6 +303,15 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary, progress, facto
         )  # fmt: skip
     summary.add(tally)
     summary.errors += errors
+    log.info(
+        "issue #%d: send ended: %d sent, %d deferred, %d failed, %d skipped%s",
+        number,
+        tally.sent,
+        tally.deferred,
+        tally.failed,
+        tally.skipped,
+        f"; {len(errors)} sender error(s)" if errors else "",
+    )
 
 
 def _release_dead_claims(issue_id: int) -> None:

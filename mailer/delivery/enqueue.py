@@ -28,6 +28,12 @@ PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
+def recipient_count(session: Session) -> int:
+    """Return how many subscribers a send started now would queue (the confirmed ones)."""
+    query = select(func.count()).where(Subscriber.status == SubscriberStatus.CONFIRMED)
+    return int(session.scalar(query) or 0)
+
+
 def enqueue_issue(session: Session, issue: Issue) -> int:
     """Queue one Delivery per confirmed subscriber of ``issue``; does not commit.
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from .. import clock
-from ..models import Issue, IssueStatus, Item, Section
+from ..models import Issue, IssueKind, IssueStatus, Item, Section
 from .errors import DigestError
 from .periods import parse_period, period_for
 from .render import render_issue, sections_view
@@ -35,8 +35,17 @@ def current_period(config: Mapping) -> str:
 
 
 def find_issue(session: Session, period: str) -> Issue | None:
-    """Return the issue of ``period``, or None when there is none yet."""
-    return session.scalars(select(Issue).where(Issue.period == period)).one_or_none()
+    """Return the scheduled issue of ``period`` that is not cancelled, or None.
+
+    Extra issues (sent by hand ahead of their run) and cancelled ones do not hold their
+    period: the weekly run, or a rebuild, makes a new issue of it.
+    """
+    query = select(Issue).where(
+        Issue.period == period,
+        Issue.kind == IssueKind.SCHEDULED,
+        Issue.status != IssueStatus.CANCELLED,
+    )
+    return session.scalars(query).one_or_none()
 
 
 def waiting_drafts(session: Session, up_to: str | None = None) -> list[Issue]:
@@ -71,15 +80,21 @@ def release_items(session: Session, issue_id: int) -> int:
     return released.rowcount
 
 
+def _new_items():
+    # New: in no issue yet, not hidden, not a new feed's backlog (content.ingest).
+    return (Item.issue_id.is_(None), Item.hidden.is_(False), Item.backlog.is_(False))
+
+
 def pending_items(session: Session, per_section: int) -> dict[str, list[Item]]:
-    """Return per section the items in no issue yet, not hidden, newest first, at most
-    ``per_section`` each (published_at desc, then id desc); the rest wait for a later issue.
+    """Return per section the new items (in no issue yet, not hidden, not backlog), newest
+    first, at most ``per_section`` each (published_at desc, then id desc); the rest wait for
+    a later issue.
     """
     chosen: dict[str, list[Item]] = {}
     for section in Section.ALL:
         query = (
             select(Item)
-            .where(Item.issue_id.is_(None), Item.hidden.is_(False), Item.section == section)
+            .where(*_new_items(), Item.section == section)
             .order_by(Item.published_at.desc(), Item.id.desc())
             .limit(per_section)
             .options(selectinload(Item.feed))
@@ -88,19 +103,46 @@ def pending_items(session: Session, per_section: int) -> dict[str, list[Item]]:
     return chosen
 
 
+def new_item_counts(session: Session) -> dict[str, int]:
+    """Return {section: how many new items wait} (uncapped; see :func:`pending_items`)."""
+    query = select(Item.section, func.count()).where(*_new_items()).group_by(Item.section)
+    counts = dict.fromkeys(Section.ALL, 0)
+    counts.update(dict(session.execute(query).tuples().all()))
+    return counts
+
+
+def min_items(config: Mapping, *, force: bool = False) -> int:
+    """Return the fewest new items an issue is built with: MAILER_MIN_ITEMS, 1 with ``force``.
+
+    Never less than 1: no issue is ever built without items.
+    """
+    return 1 if force else max(1, int(config.get("MAILER_MIN_ITEMS", 1)))
+
+
+def shortfall(session: Session, config: Mapping, *, force: bool = False) -> str | None:
+    """Return why a build now would make no issue (too few new items), or None if it would."""
+    chosen = sum(len(items) for items in pending_items(session, _per_section(config)).values())
+    needed = min_items(config, force=force)
+    if chosen >= needed:
+        return None
+    if chosen == 0:
+        return "no new items since the last issue"
+    return f"only {chosen} new item(s), fewer than MAILER_MIN_ITEMS ({needed})"
+
+
 def build_issue(
     session: Session, *, period: str | None = None, force: bool = False
 ) -> Issue | None:
-    """Build, store and return the issue of ``period`` (default: the current ISO week).
+    """Build, store and return the scheduled issue of ``period`` (default: the current week).
 
     Args:
         session: a SQLAlchemy session; committed on success, rolled back on a lost race.
         period: "YYYY-Www"; None for the current week in MAILER_TIMEZONE.
-        force: build an issue even when there are no new items.
+        force: build with fewer new items than MAILER_MIN_ITEMS, but never with none.
 
     Returns:
         The issue of the period (the existing one if it was built before, by anyone), or
-        None when there were no new items and ``force`` was not given.
+        None when there were fewer new items than needed (:func:`shortfall` says why).
 
     Raises:
         PeriodError (ValueError): for a malformed period. DigestError: when the database
@@ -114,7 +156,7 @@ def build_issue(
         if existing is not None:
             return existing
         items = pending_items(session, _per_section(config))
-        if not force and not any(items.values()):
+        if sum(len(chosen) for chosen in items.values()) < min_items(config, force=force):
             return None
         issue = _new_issue(session, config, period, items)
         try:
@@ -125,6 +167,15 @@ def build_issue(
     if existing is None:
         raise DigestError(f"could not store the issue of {period}: concurrent builds kept winning")
     return existing
+
+
+def make_extra(issue: Issue) -> None:
+    """Mark a draft about to be sent by hand ahead of its run as an extra issue; no commit.
+
+    An extra issue holds no period: the weekly run of its week still sends the items that
+    come in after it (a manual send never consumes a scheduled run).
+    """
+    issue.kind = IssueKind.EXTRA
 
 
 def render_preview(session: Session, period: str | None = None) -> Issue:
@@ -162,6 +213,7 @@ def _new_issue(session: Session, config: Mapping, period: str, items) -> Issue:
     return Issue(
         number=number,
         period=period,
+        kind=IssueKind.SCHEDULED,
         status=IssueStatus.DRAFT,
         subject=mail.subject,
         preheader=preheader,

@@ -1,9 +1,12 @@
-"""The weekly calendar and which issue each weekly run sends: used alike by the worker's
-scheduler, the admin's next-issue page and the ``digest`` commands.
+"""Which issue each weekly run sends: used alike by the worker's scheduler, the admin's
+next-issue page and the ``digest`` commands (the calendar itself is :mod:`.calendar`).
 
-The weekly run is MAILER_DIGEST_DAY at MAILER_DIGEST_TIME in MAILER_TIMEZONE (the day is
-given to APScheduler as a name: APScheduler 3 reads crontab day numbers with Monday as 0,
-one off from crontab's Sunday 0).
+The rules (issue 12): each weekly run sends one issue with the items new since the last
+sent issue, when there are at least MAILER_MIN_ITEMS of them; otherwise it sends nothing and
+records why (an ``empty_week`` JobEvent, on the dashboard). An issue sent by hand ahead of
+its run (Send now, ``digest send``) is an *extra* issue (:func:`mark_manual_send`): it never
+moves or consumes a scheduled run. A cancelled draft gives its items back and its week stays
+open, so the next run or a rebuild takes them.
 
 Periods: the run scheduled at time T sends the issue of T's ISO week (``period_for(T)``). An
 issue built by hand between two runs belongs to the run that will send it, so its period is
@@ -16,108 +19,23 @@ which the catch-up at the worker's start sends (:func:`pending_catch_up`).
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import AdminUser, Feed, Issue, IssueStatus, JobEvent, Subscriber
-from .build import build_issue, find_issue, waiting_drafts
-from .periods import parse_period, period_for
+from ..models import AdminUser, Feed, Issue, IssueKind, IssueStatus, JobEvent, Subscriber
+from .build import build_issue, find_issue, make_extra, shortfall, waiting_drafts
+from .calendar import digest_time as digest_time
+from .calendar import digest_weekday as digest_weekday
+from .calendar import last_weekly_time as last_weekly_time
+from .calendar import late_by as late_by
+from .calendar import next_weekly_time as next_weekly_time
+from .calendar import run_time_of as run_time_of
+from .calendar import weekly_trigger as weekly_trigger
+from .periods import period_for
 
 log = logging.getLogger(__name__)
-
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def digest_weekday(value: str) -> str:
-    """Return APScheduler's three-letter weekday name ("mon") for MAILER_DIGEST_DAY.
-
-    Args:
-        value: a weekday name, full or three letters, any case ("Monday", "mon").
-
-    Raises:
-        ValueError: naming MAILER_DIGEST_DAY, for anything else; numbers are refused on
-            purpose because crontab and APScheduler 3 number the days differently.
-    """
-    name = str(value).strip().lower()
-    for day in _WEEKDAYS:
-        if name in (day, day[:3]):
-            return day[:3]
-    raise ValueError(f"MAILER_DIGEST_DAY must be a weekday name such as monday, got {value!r}")
-
-
-def digest_time(value: str) -> tuple[int, int]:
-    """Return ``(hour, minute)`` of MAILER_DIGEST_TIME ("08:00", 24-hour clock).
-
-    Raises:
-        ValueError: naming MAILER_DIGEST_TIME, when it is not HH:MM with a valid hour/minute.
-    """
-    text = str(value).strip()
-    hour_text, sep, minute_text = text.partition(":")
-    # ASCII digits only: str.isdigit() also takes "０８" (full-width) and "²".
-    digits = text.isascii() and hour_text.isdigit() and minute_text.isdigit()
-    if sep and digits and len(minute_text) == 2:
-        hour, minute = int(hour_text), int(minute_text)
-        if hour < 24 and minute < 60:
-            return hour, minute
-    raise ValueError(f"MAILER_DIGEST_TIME must be HH:MM (24-hour clock), got {value!r}")
-
-
-def weekly_trigger(config: Mapping) -> CronTrigger:
-    """Return the weekly digest's CronTrigger (MAILER_DIGEST_DAY/_TIME in MAILER_TIMEZONE).
-
-    Raises:
-        ValueError: a schedule setting is malformed; the message names it.
-    """
-    hour, minute = digest_time(config["MAILER_DIGEST_TIME"])
-    return CronTrigger(
-        day_of_week=digest_weekday(config["MAILER_DIGEST_DAY"]),
-        hour=hour,
-        minute=minute,
-        timezone=config["MAILER_TIMEZONE"],
-    )
-
-
-def last_weekly_time(config: Mapping, now: datetime) -> datetime:
-    """Return the latest scheduled weekly digest time at or before ``now`` (aware)."""
-    trigger = weekly_trigger(config)
-    fire = trigger.get_next_fire_time(None, now - timedelta(days=8))
-    while True:
-        following = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
-        if following > now:
-            return fire
-        fire = following
-
-
-def next_weekly_time(config: Mapping, now: datetime) -> datetime:
-    """Return the first scheduled weekly digest time at or after ``now`` (aware).
-
-    Raises:
-        ValueError: a schedule setting is malformed; the message names it.
-    """
-    return weekly_trigger(config).get_next_fire_time(None, now)
-
-
-def run_time_of(config: Mapping, now: datetime, period: str) -> datetime:
-    """Return the first weekly run at or after ``now`` whose period is ``period`` or later.
-
-    That run is the one that sends a draft of ``period`` (:func:`weekly_digest_job`): the
-    next run for a draft of its period or an earlier one, and for a draft built for a later
-    week (``digest build --period``) the first run in that week.
-
-    Raises:
-        ValueError: a schedule setting or ``period`` is malformed; the message names it.
-    """
-    following = next_weekly_time(config, now)
-    if period <= period_for(following, config["MAILER_TIMEZONE"]):
-        return following
-    year, week = parse_period(period)
-    monday = date.fromisocalendar(year, week, 1)
-    week_start = datetime.combine(monday, time(), tzinfo=ZoneInfo(config["MAILER_TIMEZONE"]))
-    return weekly_trigger(config).get_next_fire_time(None, week_start)
 
 
 def build_period(session: Session, config: Mapping, now: datetime) -> str:
@@ -127,8 +45,9 @@ def build_period(session: Session, config: Mapping, now: datetime) -> str:
     (:func:`week_done`). The run at time T starts the issue of ``period_for(T)``, so an
     issue built before T must carry T's period for that run to find it: with a Monday 08:00
     schedule this is the current ISO week until Monday 08:00 and next week's from then on.
-    A week whose issue an operator already sent ahead of its run is skipped, so that a build
-    never returns an issue that is already out.
+    A week whose run already started its issue is skipped, so that a build never returns an
+    issue that is already out (an extra issue sent by hand does not count: the week's run
+    still sends what comes in after it).
 
     One exception: when the last scheduled run has not happened (no worker ran it: its week
     is not done and it recorded no empty week) and ``now`` is within MAILER_MISFIRE_GRACE
@@ -173,13 +92,39 @@ def pending_catch_up(session: Session, config: Mapping, now: datetime) -> dateti
 def week_done(session: Session, period: str) -> bool:
     """Return whether the weekly run of ``period`` has nothing left to start.
 
-    True once the period's issue left "draft" (sending, paused, sent or cancelled) or the
-    run sent a draft of an earlier period (a ``JobEvent(kind="sent_draft")`` of the period).
+    True once a scheduled issue of the period was started (it may since have been paused,
+    sent or cancelled during its send) or the run sent a draft of an earlier period (a
+    ``JobEvent(kind="sent_draft")`` of the period). Extra issues and drafts cancelled
+    before their send do not count.
     """
-    issue = find_issue(session, period)
-    if issue is not None and issue.status != IssueStatus.DRAFT:
+    started = select(Issue.id).where(
+        Issue.period == period,
+        Issue.kind == IssueKind.SCHEDULED,
+        Issue.send_started_at.is_not(None),
+    )
+    if session.scalar(started.limit(1)) is not None:
         return True
     return has_event(session, "sent_draft", period)
+
+
+def mark_manual_send(session: Session, config: Mapping, issue: Issue, now: datetime) -> bool:
+    """Make a draft sent by hand (Send now, ``digest send``) an extra issue when its run is
+    still ahead; no commit. Returns whether it became one.
+
+    Sent ahead of its weekly run, it must not consume that run: the run still sends the
+    items that come in after it. A draft whose run is due or past (a missed or blocked run
+    sent late by hand) stays that run's scheduled issue, and its week is then done.
+
+    Raises:
+        ValueError: a schedule setting is malformed; the message names it.
+    """
+    if issue.status != IssueStatus.DRAFT or issue.kind != IssueKind.SCHEDULED:
+        return False
+    last_run = period_for(last_weekly_time(config, now), config["MAILER_TIMEZONE"])
+    if issue.period <= last_run and not week_done(session, issue.period):
+        return False
+    make_extra(issue)
+    return True
 
 
 @dataclass(frozen=True)
@@ -231,20 +176,6 @@ def service_started_at(session: Session) -> datetime | None:
     models = (Feed, Subscriber, Issue, AdminUser)
     firsts = [session.scalar(select(func.min(model.created_at))) for model in models]
     return min((first for first in firsts if first is not None), default=None)
-
-
-def late_by(delay: timedelta) -> str:
-    """Return ``delay`` in its two largest units, rounded ("6 days 14 hours"); never < 0."""
-    seconds = max(delay.total_seconds(), 0)
-    if seconds >= 86400:
-        big, small = divmod(round(seconds / 3600), 24)
-        names = ("day", "hour")
-    else:
-        big, small = divmod(round(seconds / 60), 60)
-        names = ("hour", "minute")
-    pairs = zip((big, small), names, strict=True)
-    words = [f"{n} {name}{'s' * (n != 1)}" for n, name in pairs if n]
-    return " ".join(words) or "0 minutes"
 
 
 def _record_missed_week(session: Session, period: str, scheduled: datetime, now: datetime):
@@ -323,7 +254,7 @@ def issue_for_run(session: Session, period: str) -> Issue | None:
     return own if own is not None and own.status == IssueStatus.DRAFT else None
 
 
-def issue_to_start(session: Session, period: str) -> Issue | None:
+def issue_to_start(session: Session, config: Mapping, period: str) -> Issue | None:
     """Return the issue the weekly run of ``period`` starts, building it if need be, or None.
 
     None when the week is done or has no new items (the rule: ``scheduler.weekly_digest_job``).
@@ -336,10 +267,12 @@ def issue_to_start(session: Session, period: str) -> Issue | None:
     if chosen is not None and chosen.period != period:
         _record_sent_draft(session, period, chosen)
     if chosen is None:
-        chosen = build_issue(session, period=period)
+        reason = shortfall(session, config)
+        chosen = None if reason else build_issue(session, period=period)
         if chosen is None:
-            log.info("weekly digest: no new items for %s, so no issue", period)
-            message = f"{period}: no new items at the weekly run, so no issue was built."
+            reason = reason or "no new items since the last issue"
+            log.info("weekly digest: nothing sent for %s: %s", period, reason)
+            message = f"{period}: the weekly run sent nothing: {reason}."
             record_once(session, "empty_week", period, message)
             return None
         if chosen.status != IssueStatus.DRAFT:  # another worker built and started it

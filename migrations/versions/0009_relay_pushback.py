@@ -6,7 +6,7 @@ by ``digest send``), ``resume_at`` (when the worker resumes a send paused by the
 ``pushback_pauses`` (how many such pauses this send has had; each lasts longer).
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-03 21:00:00
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,15 @@ from mailer.admin import queries
 from mailer.admin.charts import bar_chart
 from mailer.admin.settings import effective_settings, signup_snippet
 from mailer.delivery.message import dkim
-from mailer.models import Feed, Issue, IssueStatus, JobEvent, Subscriber, SubscriberStatus
+from mailer.models import (
+    Feed,
+    Issue,
+    IssueStatus,
+    JobEvent,
+    Subscriber,
+    SubscriberStatus,
+    TransactionalMail,
+)
 from tests.support.admin import add_items, add_subscribers, built_issue, signed_in_client
 from tests.support.signup import run_signup_job
 
@@ -83,6 +91,17 @@ def test_dashboard_warnings(admin_client, session):
             url="https://broken.example.com/rss",
             section="news",
             last_error="HTTP 500 from the server",
+            created_at=NOW - timedelta(days=3),
+            last_success_at=NOW - timedelta(days=2),
+        )
+    )
+    session.add(  # failing for an hour only: the next refreshes retry it
+        Feed(
+            url="https://flaky.example.com/rss",
+            section="news",
+            last_error="timed out",
+            created_at=NOW - timedelta(days=3),
+            last_success_at=NOW - timedelta(hours=1),
         )
     )
     session.add(
@@ -111,9 +130,10 @@ def test_dashboard_warnings(admin_client, session):
     session.commit()
     page = html.unescape(admin_client.get("/admin/").get_data(as_text=True))
     assert "Needs attention" in page
-    assert "Feed https://broken.example.com/rss failed at its last refresh: HTTP 500" in page
+    assert "Feed https://broken.example.com/rss has been failing for more than a day: HTTP" in page
+    assert "flaky.example.com" not in page.split("Worker events")[0]
     assert "The send of issue #7 is paused: relay unreachable" in page
-    assert "Preflight error in the next issue:" in page
+    assert "Preflight error in the built next issue:" in page
     assert "Missed week (2026-03-02): no issue was sent for 2026-W09" in page
     assert "ancient history" not in page
     assert "Worker events" in page and "missed_week" in page
@@ -168,9 +188,47 @@ def test_dashboard_without_warnings_shows_none(admin_client, session):
     assert "Needs attention" not in page
 
 
-def test_dashboard_warns_when_the_next_issue_would_be_empty(admin_client):
+def test_a_fresh_install_and_a_finished_send_need_no_attention(app, admin_client, session):
+    # Issue 12: a red "the issue has no items" showed after every send and on a fresh install.
+    clock.freeze(NOW)
     page = admin_client.get("/admin/").get_data(as_text=True)
-    assert "Preflight error in the next issue: the issue has no items" in page
+    assert "Needs attention" not in page
+    assert "The weekly run of 2026-W11 sends nothing: no new items since the last issue" in page
+    issue = built_issue(session)
+    issue.status = IssueStatus.SENT  # as after a send
+    session.commit()
+    page = admin_client.get("/admin/").get_data(as_text=True)
+    assert "Needs attention" not in page and "has no items" not in page
+
+
+def test_dashboard_says_why_the_last_run_sent_nothing(admin_client, session):
+    clock.freeze(NOW)  # Wednesday of W10: the last run was Monday of W10
+    message = "2026-W10: the weekly run sent nothing: no new items since the last issue."
+    session.add(JobEvent(kind="empty_week", message=message, created_at=NOW - timedelta(days=2)))
+    session.add(JobEvent(kind="empty_week", message="2026-W09: old news", created_at=NOW))
+    session.commit()
+    page = html.unescape(admin_client.get("/admin/").get_data(as_text=True))
+    attention = page.split("Worker events")[0]
+    assert f"The last weekly run: {message}" in attention
+    assert "2026-W09: old news" not in attention
+
+
+def test_dashboard_warns_when_the_relay_cannot_be_reached(app, admin_client, session):
+    add_subscribers(session, 1, status=SubscriberStatus.PENDING, prefix="wait")
+    session.add(
+        TransactionalMail(
+            kind="confirm",
+            recipient="wait0@example.com",
+            body=b"x",
+            status="deferred",
+            attempts=1,
+            last_reply="[Errno 111] Connection refused",
+        )
+    )
+    session.commit()
+    page = html.unescape(admin_client.get("/admin/").get_data(as_text=True))
+    expected = "The relay could not be reached: 1 mail(s) wait for a retry (last reply: [Errno 111]"
+    assert expected in page
 
 
 def test_dashboard_reports_a_malformed_schedule(app):

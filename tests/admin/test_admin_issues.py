@@ -43,7 +43,8 @@ def admin_client(app, client):
 def _start(client, session, subscribers: int) -> Issue:
     issue = built_issue(session)
     add_subscribers(session, subscribers)
-    response = post(client, f"/admin/issues/{issue.number}/send")
+    confirm = {"confirm_recipients": str(subscribers)}
+    response = post(client, f"/admin/issues/{issue.number}/send", confirm)
     assert response.status_code == 302
     return issue
 
@@ -237,7 +238,8 @@ def test_sending_to_one_subscriber_reads_right_and_shows_no_rate_yet(
     issue = built_issue(session)
     add_subscribers(session, 1)
     url = f"/admin/issues/{issue.number}"
-    page = post(admin_client, f"{url}/send", follow_redirects=True).get_data(as_text=True)
+    confirm = {"confirm_recipients": "1"}
+    page = post(admin_client, f"{url}/send", confirm, follow_redirects=True).get_data(as_text=True)
     assert f"Issue #{issue.number} is sending to 1 subscriber." in page
     assert "Rate — (measured after the first minute)" in page
     assert "per minute" not in page

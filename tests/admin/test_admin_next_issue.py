@@ -11,6 +11,7 @@ from mailer.models import (
     Delivery,
     Issue,
     IssueStatus,
+    Item,
     SubscriberStatus,
     TransactionalMail,
 )
@@ -177,18 +178,42 @@ def test_test_copies_are_rate_limited(app_config, request, smtp_server):
     assert len(smtp_server.received) == 2
 
 
+def test_send_now_asks_again_with_the_count_and_sends_nothing_before(admin_client, session):
+    # Issue 12: one click mailed every subscriber, with no count and no confirmation.
+    issue = built_issue(session)
+    add_subscribers(session, 5)
+    add_subscribers(session, 2, status=SubscriberStatus.PENDING, prefix="pending")
+    url = f"/admin/issues/{issue.number}/send"
+    page = admin_client.get("/admin/next").get_data(as_text=True)
+    assert "Send now to 5 confirmed subscribers" in page
+
+    asked = post(admin_client, url)
+    text = asked.get_data(as_text=True)
+    assert asked.status_code == 200
+    assert '<strong id="recipient-count">5</strong> confirmed subscribers?' in text
+    assert 'name="confirm_recipients" value="5"' in text
+    stale = post(admin_client, url, {"confirm_recipients": "4"}).get_data(as_text=True)
+    assert "changed since you asked: it is 5 now" in stale
+    session.rollback()
+    assert session.get(Issue, issue.id).status == IssueStatus.DRAFT
+    assert _count(session, Delivery) == 0
+
+
 def test_send_now_queues_every_confirmed_subscriber_and_starts(admin_client, session):
     issue = built_issue(session)
     add_subscribers(session, 5)
     add_subscribers(session, 2, status=SubscriberStatus.PENDING, prefix="pending")
-    response = post(admin_client, f"/admin/issues/{issue.number}/send", follow_redirects=True)
+    confirm = {"confirm_recipients": "5"}
+    response = post(
+        admin_client, f"/admin/issues/{issue.number}/send", confirm, follow_redirects=True
+    )
     assert f"Issue #{issue.number} is sending to 5 subscribers." in response.get_data(as_text=True)
     session.rollback()  # a fresh read: end the snapshot of the last transaction
     assert session.get(Issue, issue.id).status == IssueStatus.SENDING
     counts = status_counts(session, issue.id)
     assert counts["queued"] == 5
     assert sum(counts.values()) == 5
-    again = post(admin_client, f"/admin/issues/{issue.number}/send", follow_redirects=True)
+    again = post(admin_client, f"/admin/issues/{issue.number}/send", confirm, follow_redirects=True)
     assert "cannot be sent now" in again.get_data(as_text=True)
     assert _count(session, Delivery) == 5
 
@@ -201,6 +226,9 @@ def test_send_now_is_refused_while_preflight_finds_errors(admin_client, session)
     session.commit()
     response = post(admin_client, "/admin/issues/1/send", follow_redirects=True)
     assert "Not sent: the preflight check found errors." in response.get_data(as_text=True)
+    confirmed = {"confirm_recipients": "2"}  # the second step checks again
+    response = post(admin_client, "/admin/issues/1/send", confirmed, follow_redirects=True)
+    assert "Not sent: the preflight check found errors." in response.get_data(as_text=True)
     session.rollback()  # a fresh read: end the snapshot of the last transaction
     assert session.get(Issue, issue.id).status == IssueStatus.DRAFT
     assert _count(session, Delivery) == 0
@@ -209,3 +237,40 @@ def test_send_now_is_refused_while_preflight_finds_errors(admin_client, session)
 def test_unknown_issue_is_404(admin_client):
     assert post(admin_client, "/admin/issues/99/send").status_code == 404
     assert admin_client.get("/admin/issues/99").status_code == 404
+
+
+def test_a_test_copy_of_the_unbuilt_preview_arrives_and_builds_nothing(
+    admin_client, session, smtp_server
+):
+    # Issue 12: a test copy needed "Build now", which froze the issue.
+    add_items(session, 2)
+    page = admin_client.get("/admin/next").get_data(as_text=True)
+    assert "The next issue is not built yet" in page
+    assert 'action="/admin/next/test"' in page
+
+    response = post(
+        admin_client, "/admin/next/test", {"addresses": "tester@example.com"}, follow_redirects=True
+    )
+
+    assert "Test copy sent to tester@example.com (250" in response.get_data(as_text=True)
+    (copy,) = smtp_server.messages_to("tester@example.com")
+    assert copy["Subject"].startswith("[TEST] News and openings in Japan")
+    assert copy["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Typhoon season update 0" in copy.get_body(("plain",)).get_content()
+    session.rollback()
+    assert _count(session, Issue) == 0
+    assert session.scalar(select(func.count()).where(Item.issue_id.is_not(None))) == 0
+
+
+def test_digest_test_copies_the_unbuilt_next_issue_from_the_cli(app, session, runner, smtp_server):
+    add_items(session, 1)
+    with app.app_context():
+        result = runner.invoke(args=["digest", "test", "a@example.com", "b@example.com"])
+
+    assert result.exit_code == 0, result.output
+    assert "Test copy of #1 to a@example.com: sent (250" in result.output
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["a@example.com", "b@example.com"]
+    session.rollback()
+    assert _count(session, Issue) == 0
+    missing = runner.invoke(args=["digest", "test", "a@example.com", "--number", "7"])
+    assert missing.exit_code == 1 and "there is no issue #7" in missing.output

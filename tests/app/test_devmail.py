@@ -114,14 +114,19 @@ def test_dev_mailbox_lists_and_shows_caught_messages(catcher, mailbox, debug_cli
     assert "東京の求人: https://example.com/jobs/1" in html  # the text part
     assert "Message-ID" in html and "Delivered-To" in html  # the headers
     iframe = re.search(r"<iframe[^>]*>", html).group(0)
-    assert 'sandbox=""' in iframe, "no scripts, no same-origin access for the mail's HTML"
+    # No scripts, no same-origin access for the mail's HTML; links open outside the sandbox.
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in iframe
+    assert '<li><a href="https://example.com/jobs/1">https://example.com/jobs/1</a></li>' in html
     assert f'src="/dev/mailbox/{oldest}/html"' in iframe
     assert "<script>parent" not in html, "the HTML part is never inlined into our page"
 
     framed = debug_client.get(f"/dev/mailbox/{oldest}/html")
     assert framed.status_code == 200
     assert framed.mimetype == "text/html"
-    assert framed.headers["Content-Security-Policy"].startswith("sandbox; default-src 'none'")
+    assert framed.headers["Content-Security-Policy"].startswith(
+        "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'"
+    )
+    assert framed.get_data(as_text=True).startswith('<base target="_blank"><p>東京の')
     assert '<a href="https://example.com/jobs/1">求人</a>' in framed.get_data(as_text=True)
 
     raw = debug_client.get(f"/dev/mailbox/{newest}/raw")

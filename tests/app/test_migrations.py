@@ -118,3 +118,34 @@ def test_downgrade_to_the_first_release_drops_only_unbuilt_mail(migrated_app):
             bodies = connection.execute(text("SELECT body FROM transactional_mail")).scalars()
             assert [bytes(b) for b in bodies] == [b"built"]
             assert "signup_request" not in inspect(connection).get_table_names()
+
+
+ISSUE_ROW = text(
+    "INSERT INTO issue (number, period, kind, status, subject, preheader, html, text, "
+    "created_at, error_streak) VALUES (:number, '2026-W50', :kind, :status, 's', '', '', '', "
+    "'2026-12-01 09:00:00', 0)"
+)
+
+
+def test_one_live_scheduled_issue_per_week_and_a_round_trip_through_0005(migrated_app):
+    # 0005: an extra issue and a cancelled one share their week with the scheduled one.
+    with migrated_app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(ISSUE_ROW, {"number": 1, "kind": "extra", "status": "sent"})
+            connection.execute(ISSUE_ROW, {"number": 2, "kind": "scheduled", "status": "cancelled"})
+            connection.execute(ISSUE_ROW, {"number": 3, "kind": "scheduled", "status": "sent"})
+        with pytest.raises(IntegrityError), db.engine.begin() as connection:
+            connection.execute(ISSUE_ROW, {"number": 4, "kind": "scheduled", "status": "draft"})
+        flask_migrate.downgrade(revision="0003")
+        with db.engine.connect() as connection:
+            periods = connection.execute(text("SELECT number, period FROM issue ORDER BY number"))
+            assert [tuple(row) for row in periods] == [
+                (1, "2026-W50"),
+                (2, "2026-W50-2"),
+                (3, "2026-W50-3"),
+            ]
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            assert _differences(connection) == []
+            kinds = connection.execute(text("SELECT kind FROM issue")).scalars().all()
+            assert kinds == ["scheduled"] * 3

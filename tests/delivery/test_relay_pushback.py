@@ -22,13 +22,13 @@ from mailer.delivery.smtp.settings import is_pushback
 from mailer.delivery.transactional import queue_mail
 from mailer.extensions import db
 from mailer.models import Delivery, Issue, JobEvent, Subscriber, TransactionalMail
+from tests.support.admin import post, signed_in_client
 from tests.support.deliveries import (
     add_subscribers,
     deliveries_by_email,
     make_issue,
     message_ids,
 )
-from tests.test_admin_support import post, signed_in_client
 
 T0 = datetime(2026, 12, 7, 9, 10, tzinfo=UTC)
 QUOTA = "452 4.5.3 Daily sending quota exceeded"
@@ -338,7 +338,7 @@ def test_digest_pause_resume_and_cancel(app, runner, smtp_server):
         assert (issue.status, issue.status_reason) == ("paused", "by `digest pause`")
     again = runner.invoke(args=["digest", "pause", "1"])
     assert again.exit_code == 1
-    assert "cannot pause issue #1: cannot pause an issue that is paused" in again.output
+    assert "issue #1 cannot be paused: cannot pause an issue that is paused" in again.output
     assert runner.invoke(args=["digest", "resume", "1"]).exit_code == 0
     assert runner.invoke(args=["digest", "cancel", "1"]).exit_code == 0
     with app.app_context():

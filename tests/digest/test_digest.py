@@ -116,15 +116,28 @@ def test_explicit_period_builds_the_next_issue_from_new_items_only(session, make
     assert "Week 49 story" not in second.html and "Week 49 story" not in second.text
 
 
-def test_no_new_items_makes_no_issue_unless_forced(session, make_item):
+def test_no_new_items_makes_no_issue_even_forced(session):
+    # Issue 12: --force once built an empty draft that blocked its week.
     assert build.build_issue(session, period="2026-W49") is None
+    assert build.build_issue(session, period="2026-W49", force=True) is None
     assert count_issues(session) == 0
+    assert build.shortfall(session, {}, force=True) == "no new items since the last issue"
 
+
+def test_fewer_items_than_the_minimum_build_only_when_forced(app, session, make_item):
+    app.config["MAILER_MIN_ITEMS"] = 3
+    make_item(title="One")
+    make_item(section="openings", title="Two")
+    session.commit()
+
+    assert build.build_issue(session, period="2026-W49") is None
+    assert build.shortfall(session, app.config) == (
+        "only 2 new item(s), fewer than MAILER_MIN_ITEMS (3)"
+    )
     forced = build.build_issue(session, period="2026-W49", force=True)
 
-    assert forced.number == 1 and forced.items == []
-    assert "No new news this week." in forced.html and "No new openings this week." in forced.text
-    assert forced.subject == "News and openings in Japan — Week 49, 2026"
+    assert issue_titles(forced) == {"One", "Two"}
+    assert forced.period == "2026-W49"
 
 
 def test_per_section_cap_newest_first_leftovers_wait_for_the_next_issue(app, session, make_item):
@@ -196,7 +209,9 @@ def test_a_concurrent_build_of_the_same_period_returns_the_winners_issue(
 def test_items_claimed_by_another_issue_meanwhile_are_not_carried_twice(
     app, session, make_item, monkeypatch
 ):
-    earlier = build.build_issue(session, period="2026-W48", force=True)
+    make_item(title="In the earlier issue")
+    session.commit()
+    earlier = build.build_issue(session, period="2026-W48")
     earlier_id = earlier.id
     make_item(title="Claimed elsewhere")
     session.commit()
@@ -219,8 +234,8 @@ def test_items_claimed_by_another_issue_meanwhile_are_not_carried_twice(
     assert raced and result is None
     assert len(lookups) == 2  # the claim UPDATE came up short: rolled back, tried again
     assert build.find_issue(session, "2026-W49") is None
-    item = session.scalars(select(Item)).one()
-    assert item.issue_id == earlier_id
+    items = session.scalars(select(Item))
+    assert {item.issue_id for item in items} == {earlier_id}
 
 
 def test_render_preview_is_transient_and_assigns_nothing(session, make_item):
@@ -258,24 +273,38 @@ def test_cli_build_prints_the_issue_counts_and_preflight(runner, session, make_i
     assert "Issue #1 for 2026-W50 already existed" in again.output
 
 
-def test_cli_build_says_when_there_is_nothing_new_and_rejects_bad_periods(runner):
+def test_cli_build_says_when_there_is_nothing_new_and_rejects_bad_periods(runner, session):
     result = runner.invoke(args=["digest", "build", "--period", "2026-W51"])
-    assert result.exit_code == 0
-    assert "Nothing new for 2026-W51: no issue built (use --force" in result.output
+    assert result.exit_code == 1
+    assert "No issue built for 2026-W51: no new items since the last issue" in result.output
+    assert count_issues(session) == 0
 
     bad = runner.invoke(args=["digest", "build", "--period", "next week"])
     assert bad.exit_code != 0
     assert "period must look like 2026-W49" in bad.output
 
 
-def test_cli_build_force_makes_an_empty_issue(runner, session):
+def test_cli_build_force_never_makes_an_empty_issue(runner, session):
+    # Issue 12: it made an empty draft with a preflight error, exited 0 and blocked its week.
     result = runner.invoke(args=["digest", "build", "--period", "2026-W51", "--force"])
 
-    assert result.exit_code == 0, result.output
-    assert "Issue #1 for 2026-W51 built" in result.output
-    assert "Items: 0 news, 0 openings" in result.output
-    assert "[empty-issue]" in result.output
-    assert count_issues(session) == 1
+    assert result.exit_code == 1
+    assert "No issue built for 2026-W51: no new items since the last issue." in result.output
+    assert count_issues(session) == 0
+
+
+def test_cli_build_force_overrides_the_minimum(app, runner, session, make_item):
+    app.config["MAILER_MIN_ITEMS"] = 2
+    make_item(title="Lonely story")
+    session.commit()
+
+    plain = runner.invoke(args=["digest", "build", "--period", "2026-W51"])
+    assert plain.exit_code == 1
+    assert "only 1 new item(s), fewer than MAILER_MIN_ITEMS (2) (--force" in plain.output
+    forced = runner.invoke(args=["digest", "build", "--period", "2026-W51", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "Issue #1 for 2026-W51 built" in forced.output
+    assert "Items: 1 news, 0 openings" in forced.output
 
 
 # --- archive --------------------------------------------------------------------------------

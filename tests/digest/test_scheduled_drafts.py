@@ -277,28 +277,31 @@ def test_the_pages_label_the_next_issue_with_the_week_of_its_send(
     assert len(smtp_server.received) == 3
 
 
-def test_a_week_sent_ahead_by_hand_is_skipped_by_the_next_build(app, admin, session, smtp_server):
+def test_an_issue_sent_ahead_by_hand_leaves_its_week_to_the_weekly_run(
+    app, admin, session, smtp_server
+):
+    # Issue 12: an early "Send now" used up the W50 run (next send moved to W51).
     _start_service(session)
     post(admin, "/admin/next/build")  # Tuesday of W49: the W50 issue
-    post(admin, "/admin/issues/1/send")  # sent ahead of its Monday run
+    post(admin, "/admin/issues/1/send", {"confirm_recipients": "3"})  # sent ahead of its Monday run
     schedule.sender_job(app)
     assert len(smtp_server.received) == 3
+    session.expire_all()
+    assert session.get(Issue, 1).kind == "extra"
+    assert ">extra</span>" in admin.get("/admin/issues").get_data(as_text=True)
     clock.freeze(WEDNESDAY_W49)
     _add_item(session, "Kyoto autumn leaves peak")
 
     page = admin.get("/admin/next").get_data(as_text=True)
-    assert "Week 51, 2026: Kyoto autumn leaves peak" in page
-    assert "Scheduled send: 2026-12-14 08:00 JST" in page
+    assert "Week 50, 2026: Kyoto autumn leaves peak" in page
+    assert "Scheduled send: 2026-12-07 08:00 JST" in page
     post(admin, "/admin/next/build")
     session.expire_all()
     second = session.scalar(select(Issue).where(Issue.number == 2))
-    assert (second.period, second.status) == ("2026-W51", IssueStatus.DRAFT)
+    assert (second.period, second.kind, second.status) == ("2026-W50", "scheduled", "draft")
 
     clock.freeze(MONDAY_W50)
-    schedule.weekly_digest_job(app)  # W50 is done: its issue went out on Tuesday
-    assert len(smtp_server.received) == 3
-    clock.freeze(MONDAY_W51)
-    schedule.weekly_digest_job(app)
+    schedule.weekly_digest_job(app)  # the W50 run still sends the newer items
     assert len(smtp_server.received) == 6
     assert {r.message()["Subject"] for r in smtp_server.received[3:]} == {second.subject}
 

@@ -88,7 +88,9 @@ def test_operator_flow_in_chromium(app, session, smtp_server, live_url, browser_
     assert copy["Subject"].startswith("[TEST] ")
 
     # Send now, pause, resume; the engine finishes the send.
-    page.get_by_role("button", name="Send now to all confirmed subscribers").click()
+    page.get_by_role("button", name="Send now to 12 confirmed subscribers").click()
+    expect(page.locator("#recipient-count")).to_have_text("12")  # asked again, nothing sent
+    page.get_by_role("button", name="Yes, send to 12 subscribers").click()
     expect(page.locator("#issue-status")).to_have_text("sending")
     page.get_by_role("button", name="Pause").click()
     expect(page.locator("#issue-status")).to_have_text("paused")

@@ -170,10 +170,10 @@ def test_make_run_serves_the_site_and_catches_a_digest(dev_env, tmp_path):
             log,
         )
 
-        # A digest built and sent from a second terminal lands in the mailbox too.
-        _flask(dev_env, "subscribers", "add", "reader@example.com", "--confirmed")
-        _flask(dev_env, "digest", "build", "--force")
-        _flask(dev_env, "digest", "send")
+        # The README's recipe from a second terminal: a test copy of the next issue, which
+        # builds nothing (it no longer sends next week's issue), lands in the mailbox too.
+        _flask(dev_env, "digest", "next")
+        _flask(dev_env, "digest", "test", "reader@example.com")
         digests = [p for p in mailbox.glob("*.eml") if b"reader@example.com" in p.read_bytes()]
         assert digests, f"no digest in {mailbox}: {sorted(p.name for p in mailbox.iterdir())}"
         status, listing = _get(f"{base}/dev/mailbox")
