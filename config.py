@@ -372,6 +372,10 @@ class Config:
         self.MAILER_DKIM_DOMAIN = env_str("MAILER_DKIM_DOMAIN", "")
         self.MAILER_DKIM_SELECTOR = env_str("MAILER_DKIM_SELECTOR", "")
         self.MAILER_DKIM_PRIVATE_KEY = env_str("MAILER_DKIM_PRIVATE_KEY", "")
+        # A second, Ed25519 signature (RFC 8463), off by default: both or neither, and only
+        # beside the RSA settings above (receivers that do not know Ed25519 use the RSA one).
+        self.MAILER_DKIM_ED25519_SELECTOR = env_str("MAILER_DKIM_ED25519_SELECTOR", "")
+        self.MAILER_DKIM_ED25519_PRIVATE_KEY = env_str("MAILER_DKIM_ED25519_PRIVATE_KEY", "")
         # Digest and schedule
         self.MAILER_TIMEZONE = env_str("MAILER_TIMEZONE", "Asia/Tokyo")
         self.MAILER_DIGEST_DAY = env_str("MAILER_DIGEST_DAY", "monday")
