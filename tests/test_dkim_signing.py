@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from dkim.canonicalization import Relaxed
 
 from mailer import clock, create_app
+from mailer.delivery import check_deliverability
 from mailer.delivery import dispatch as engine
 from mailer.delivery import message as mime
 from mailer.delivery.message import canonical, dkim
@@ -296,3 +297,13 @@ def test_keygen_ed25519_writes_the_key_and_prints_the_record(runner, tmp_path):
     record = f'e1._domainkey.example.org. IN TXT "v=DKIM1; k=ed25519; p={p}"'
     assert record in result.output.splitlines()
     assert f"MAILER_DKIM_ED25519_PRIVATE_KEY={out.resolve()}" in result.output
+
+
+@pytest.mark.nodb
+def test_deliverability_check_verifies_the_ed25519_sample_and_lists_its_record(keys):
+    report = check_deliverability(settings_only(dkim_settings(keys)), None)
+    messages = [(c.level, c.message) for c in report.checks if c.topic == "DKIM"]
+    assert ("ok", "the sample's Ed25519 signature verified with that key") in messages
+    _rsa_path, ed_path = keys
+    record = dkim.dns_record(ED_SELECTOR, DOMAIN, ed_path.read_bytes(), dkim.ED25519)
+    assert record in report.records
