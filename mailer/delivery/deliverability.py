@@ -15,10 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-import dns.exception
-import dns.nameserver
-import dns.resolver
-
 from .. import clock
 from . import message
 from .message import dkim as dkim_keys
@@ -259,6 +255,10 @@ def dns_lookup(config: Mapping) -> Lookup:
     system's resolvers. A resolver that cannot resolve the root zone counts as unreachable
     (a sandbox resolver that knows only a few names says NXDOMAIN for everything else).
     """
+    # dnspython is imported here, by the one command that asks DNS, not by every start.
+    import dns.exception  # noqa: PLC0415
+    import dns.resolver  # noqa: PLC0415
+
     timeout = float(config.get("MAILER_DNS_TIMEOUT", 3.0))
     resolver = _resolver(config.get("MAILER_DNS_NAMESERVERS", ""))
 
@@ -276,7 +276,10 @@ def dns_lookup(config: Mapping) -> Lookup:
     return lookup
 
 
-def _resolver(nameservers: str) -> dns.resolver.Resolver:
+def _resolver(nameservers: str):
+    import dns.nameserver  # noqa: PLC0415 - see dns_lookup
+    import dns.resolver  # noqa: PLC0415
+
     if not nameservers.strip():
         return dns.resolver.Resolver()
     resolver = dns.resolver.Resolver(configure=False)
