@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import dkim as dkimpy
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from dkim.canonicalization import Relaxed
 
 from mailer import clock, create_app
@@ -307,3 +308,20 @@ def test_deliverability_check_verifies_the_ed25519_sample_and_lists_its_record(k
     _rsa_path, ed_path = keys
     record = dkim.dns_record(ED_SELECTOR, DOMAIN, ed_path.read_bytes(), dkim.ED25519)
     assert record in report.records
+
+
+@pytest.mark.nodb
+def test_a_damaged_rsa_key_is_refused_when_loaded(tmp_path):
+    # The full OpenSSL key check is skipped at load (0.1 s per process); one signature
+    # checked with the public half must catch a key whose parts do not belong together.
+    good = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+    damaged = rsa.RSAPrivateNumbers(
+        good.p, good.q, good.d + 2, good.dmp1 + 2, good.dmq1, good.iqmp, good.public_numbers
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    pem = damaged.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(dkim.DkimConfigError, match="the RSA key is damaged"):
+        dkim.load_rsa(pem)
