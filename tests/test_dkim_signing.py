@@ -8,13 +8,14 @@ PyNaCl, pinned in requirements-dev.txt).
 
 import base64
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dkim as dkimpy
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dkim.canonicalization import Relaxed
+from sqlalchemy import select
 
 from mailer import clock, create_app
 from mailer.delivery import check_deliverability
@@ -325,3 +326,43 @@ def test_a_damaged_rsa_key_is_refused_when_loaded(tmp_path):
     )
     with pytest.raises(dkim.DkimConfigError, match="the RSA key is damaged"):
         dkim.load_rsa(pem)
+
+
+def test_helper_processes_sign_on_sqlite_and_every_message_verifies(
+    app, session, smtp_server, fake_dns_answering_test_keys
+):
+    # The helpers are other processes: the clock frozen here does not reach them, so t=
+    # tells who signed (SQLite: the helpers; PostgreSQL: the sender processes themselves).
+    app.config["MAILER_SIGNING_PROCESSES"] = 2
+    emails = [f"reader{n}@example.com" for n in range(150)]  # more than AHEAD at once
+    add_subscribers(session, emails)
+    session.add(Issue(number=1, period="2026-W49", subject="週刊ニュース", text=TEXT, html=HTML))
+    session.commit()
+    engine.start_issue(session, 1)
+    # An hour ahead: every delivery is due, and dkimpy allows ten hours of clock skew.
+    frozen = clock.now().replace(microsecond=0) + timedelta(hours=1)
+    clock.freeze(frozen)
+
+    summary = engine.send_pending(app)
+
+    assert summary.sent == len(emails), summary.errors
+    received = smtp_server.received
+    assert sorted(r.rcpt_tos[0] for r in received) == sorted(emails)
+    by_helpers = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    issue = session.scalars(select(Issue)).one()
+    for item in received:
+        assert_both_signatures_verify(item.data, fake_dns_answering_test_keys)
+        assert (signature_tags(item.data)["t"] != str(int(frozen.timestamp()))) == by_helpers
+        # The same message as the sender itself makes, apart from the signatures.
+        url = item.message()["List-Unsubscribe"].strip("<>")
+        subscriber_id = int(item.message()["Message-ID"].split(".sub-")[1].split("@")[0])
+        reference = mime.build_message(issue, subscriber_id, item.rcpt_tos[0], url, app.config)
+        assert after_signatures(item.data) == after_signatures(reference)
+
+
+def after_signatures(raw: bytes) -> bytes:
+    """``raw`` without its DKIM-Signature headers (they come first)."""
+    head, body = raw.split(b"\r\n\r\n", 1)
+    fields = canonical.header_fields(head + b"\r\n")
+    kept = [n + b":" + v for n, v in fields if n.lower() != b"dkim-signature"]
+    return b"\r\n".join(kept) + b"\r\n\r\n" + body

@@ -35,6 +35,10 @@ class CompiledIssue:
     def __init__(self, issue, config, signer: DkimSigner | None):
         """Compile ``issue`` (a models.Issue) for ``config``; sign with ``signer`` if given."""
         self.issue_id = issue.id
+        # What compiling needs of the issue, as plain values: a helper process compiles the
+        # same issue from it (sender/signing.py).
+        fields = ("id", "number", "subject", "text", "html", "send_started_at", "created_at")
+        self.source = {name: getattr(issue, name) for name in fields}
         self.domain = hdr.sender(config)[2]
         self.mailto = config.get("MAILER_UNSUBSCRIBE_MAILTO", "")
         self.signer = signer

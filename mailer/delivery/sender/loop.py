@@ -27,7 +27,7 @@ from ..ledger import Tally
 from ..smtp.channel import Channel
 from ..smtp.framing import envelope_commands
 from ..smtp.settings import RelaySettings, SmtpReply, envelope_refusal
-from . import claims
+from . import claims, signing
 from .batches import Job, Rows
 from .outcomes import Outcomes
 from .picker import Picker
@@ -65,6 +65,7 @@ class IssueSender:
         self.rows = Rows(issue_id, claims.worker_id(slot), config)
         self.config = config
         self.stopping = False
+        self.signing: signing.SigningPool | None = None
         self._selector = selectors.DefaultSelector()
 
     def run(self, tick: Callable[[], None] | None = None, every: float = 0.25) -> Tally:
@@ -78,7 +79,11 @@ class IssueSender:
         self.outcomes = Outcomes(
             self.conn, self.hot, self.rules, self.throttle, self.rows, self.tally
         )
-        self.picker = Picker(self.rows, self.hot, self.outcomes, self.compiled, self.config)
+        helpers = signing.wanted(self.config, self.compiled, self.engine.dialect.name)
+        self.signing = signing.SigningPool(self.compiled, self.config, helpers) if helpers else None
+        self.picker = Picker(
+            self.rows, self.hot, self.outcomes, self.compiled, self.config, self.signing
+        )
         interrupted = False
         try:
             interrupted = self._loop(tick, every)
@@ -123,6 +128,8 @@ class IssueSender:
             self._selector.close()
             self.hot.close()
             self.conn.close()
+            if self.signing is not None:
+                self.signing.close()
 
     def _on_wire(self) -> list[int]:
         return [job.row.delivery_id for c in self.channels for _k, job in c.expect if job]

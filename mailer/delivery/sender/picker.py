@@ -16,6 +16,7 @@ from ...subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
 from .batches import Job, Rows
 from .claims import Claimed
 from .outcomes import Outcomes
+from .signing import AHEAD
 from .statements import CHECK_AHEAD, HotPath
 
 LEFT_REPLY = "not sent: the subscriber is {status} now"
@@ -32,8 +33,12 @@ class Picker:
         compiled: the issue's ``message.CompiledIssue``. config: the app config.
     """
 
-    def __init__(self, rows: Rows, hot: HotPath, outcomes: Outcomes, compiled, config: Mapping):
+    def __init__(
+        self, rows: Rows, hot: HotPath, outcomes: Outcomes, compiled, config: Mapping,
+        signing=None,
+    ):  # fmt: skip
         self.rows = rows
+        self.signing = signing  # a signing.SigningPool, or None: personalise here
         self.hot = hot
         self.outcomes = outcomes
         self.compiled = compiled
@@ -80,6 +85,14 @@ class Picker:
         return "send"
 
     def _personalise(self, row: Claimed) -> Job | None:
+        if self.signing is not None:
+            # The helpers sign the rows after this one while this one is on the wire.
+            self.signing.prepare(islice(self.rows.queue, AHEAD))
+            ok, parts = self.signing.result(row)
+            if not ok:
+                self.outcomes.not_sendable(row, f"not sent: {parts}")
+                return None
+            return Job(row, parts)
         token = make_unsubscribe_token(self.secret_key, row.subscriber_id, row.version)
         try:
             parts = self.compiled.personalise_parts(
