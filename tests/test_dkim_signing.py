@@ -22,9 +22,12 @@ from mailer.delivery import check_deliverability
 from mailer.delivery import dispatch as engine
 from mailer.delivery import message as mime
 from mailer.delivery.message import canonical, dkim
+from mailer.delivery.sender.claims import Claimed
+from mailer.delivery.sender.signing import SIGN_HERE_FIRST, SigningPool
 from mailer.delivery.smtp.framing import data_parts
 from mailer.delivery.testcopy import send_test_copies
 from mailer.models import Issue
+from mailer.subscriptions.tokens import make_unsubscribe_token
 from mailer.templating import RenderedMail
 from tests.support.deliveries import add_subscribers
 from tests.support.signup import confirmation_mails
@@ -328,13 +331,13 @@ def test_a_damaged_rsa_key_is_refused_when_loaded(tmp_path):
         dkim.load_rsa(pem)
 
 
-def test_helper_processes_sign_on_sqlite_and_every_message_verifies(
+def test_with_helper_processes_on_every_message_still_verifies(
     app, session, smtp_server, fake_dns_answering_test_keys
 ):
-    # The helpers are other processes: the clock frozen here does not reach them, so t=
-    # tells who signed (SQLite: the helpers; PostgreSQL: the sender processes themselves).
+    # SQLite: helpers start after SIGN_HERE_FIRST messages and sign once they are up (when
+    # is a matter of timing); PostgreSQL: never (its sender processes split the work).
     app.config["MAILER_SIGNING_PROCESSES"] = 2
-    emails = [f"reader{n}@example.com" for n in range(150)]  # more than AHEAD at once
+    emails = [f"reader{n}@example.com" for n in range(SIGN_HERE_FIRST + 200)]
     add_subscribers(session, emails)
     session.add(Issue(number=1, period="2026-W49", subject="週刊ニュース", text=TEXT, html=HTML))
     session.commit()
@@ -348,11 +351,13 @@ def test_helper_processes_sign_on_sqlite_and_every_message_verifies(
     assert summary.sent == len(emails), summary.errors
     received = smtp_server.received
     assert sorted(r.rcpt_tos[0] for r in received) == sorted(emails)
-    by_helpers = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
     issue = session.scalars(select(Issue)).one()
+    signed_here = [signature_tags(r.data)["t"] == str(int(frozen.timestamp())) for r in received]
+    assert all(signed_here[: SIGN_HERE_FIRST // 2])  # a small send never waits for helpers
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        assert all(signed_here)
     for item in received:
         assert_both_signatures_verify(item.data, fake_dns_answering_test_keys)
-        assert (signature_tags(item.data)["t"] != str(int(frozen.timestamp()))) == by_helpers
         # The same message as the sender itself makes, apart from the signatures.
         url = item.message()["List-Unsubscribe"].strip("<>")
         subscriber_id = int(item.message()["Message-ID"].split(".sub-")[1].split("@")[0])
@@ -366,3 +371,32 @@ def after_signatures(raw: bytes) -> bytes:
     fields = canonical.header_fields(head + b"\r\n")
     kept = [n + b":" + v for n, v in fields if n.lower() != b"dkim-signature"]
     return b"\r\n".join(kept) + b"\r\n\r\n" + body
+
+
+@pytest.mark.nodb
+def test_helper_processes_sign_what_the_sender_would_send(keys, fake_dns_answering_test_keys):
+    config = settings_only(dkim_settings(keys))
+    compiled = mime.compile_issue(issue_for_units(), config)
+    rows = [Claimed(n, 100 + n, f"r{n}@example.org", 1, 0, None, 0) for n in range(1, 41)]
+    rows.append(Claimed(41, 141, "two words@example.org", 1, 0, None, 0))
+    frozen = clock.now().replace(microsecond=0) + timedelta(hours=1)
+    pool = SigningPool(compiled, config, 2)
+    try:
+        pool.wait_started()
+        pool.prepare(rows)
+        clock.freeze(frozen)  # reaches this process only: t= tells who signed
+        results = [pool.result(row) for row in rows]
+    finally:
+        clock.freeze(None)
+        pool.close()
+    *good, bad = results
+    assert bad == (False, "not a single bare e-mail address: 'two words@example.org'")
+    for row, (ok, parts) in zip(rows[:-1], good, strict=True):
+        assert ok
+        raw = b"".join(parts)[: -len(b".\r\n")]  # no line here starts with a dot
+        assert_both_signatures_verify(raw, fake_dns_answering_test_keys)
+        assert signature_tags(raw)["t"] != str(int(frozen.timestamp()))
+        token = make_unsubscribe_token(config["SECRET_KEY"], row.subscriber_id, 1)
+        url = f"https://news.example.com/unsubscribe/{token}"
+        own = compiled.personalise(row.subscriber_id, row.email, url)
+        assert after_signatures(raw) == after_signatures(own)

@@ -65,7 +65,6 @@ class IssueSender:
         self.rows = Rows(issue_id, claims.worker_id(slot), config)
         self.config = config
         self.stopping = False
-        self.signing: signing.SigningPool | None = None
         self._selector = selectors.DefaultSelector()
 
     def run(self, tick: Callable[[], None] | None = None, every: float = 0.25) -> Tally:
@@ -80,10 +79,10 @@ class IssueSender:
             self.conn, self.hot, self.rules, self.throttle, self.rows, self.tally
         )
         helpers = signing.wanted(self.config, self.compiled, self.engine.dialect.name)
-        self.signing = signing.SigningPool(self.compiled, self.config, helpers) if helpers else None
         self.picker = Picker(
-            self.rows, self.hot, self.outcomes, self.compiled, self.config, self.signing
-        )
+            self.rows, self.hot, self.outcomes, self.compiled, self.config,
+            self._signing_pool(helpers) if helpers else None,
+        )  # fmt: skip
         interrupted = False
         try:
             interrupted = self._loop(tick, every)
@@ -128,8 +127,12 @@ class IssueSender:
             self._selector.close()
             self.hot.close()
             self.conn.close()
-            if self.signing is not None:
-                self.signing.close()
+            pool = getattr(getattr(self, "picker", None), "signing", None)
+            if pool is not None:
+                pool.close()
+
+    def _signing_pool(self, helpers: int):
+        return lambda: signing.SigningPool(self.compiled, self.config, helpers)
 
     def _on_wire(self) -> list[int]:
         return [job.row.delivery_id for c in self.channels for _k, job in c.expect if job]

@@ -7,6 +7,10 @@ help one core signs while the other idles. :class:`SigningPool` lets helper proc
 token and the signed message for the rows the sender will send next; the sender keeps the
 database, the pre-send check and the SMTP connections. A row that is skipped after all only
 wasted a signature. On PostgreSQL the sender processes already split the work.
+
+Starting helpers costs about a second of their own start-up: a small send never waits for
+it. The pool is made only after ``SIGN_HERE_FIRST`` messages (see ``Picker``), and until a
+helper has delivered its first message the sender signs the rows itself.
 """
 
 import multiprocessing
@@ -19,6 +23,7 @@ from .. import message
 from .claims import Claimed
 
 AHEAD = 64  # rows personalised ahead of the one being sent (about 30 ms of signing)
+SIGN_HERE_FIRST = 256  # messages signed in the sender before helpers are started
 _compiled = None  # in a helper process: the issue compiled once
 _secret = ""
 _base_url = ""
@@ -38,6 +43,10 @@ def _personalise(subscriber_id: int, version: int, email: str) -> tuple[bool, ob
         return True, _compiled.personalise_parts(subscriber_id, email, url)
     except ValueError as exc:
         return False, str(exc)
+
+
+def _ready() -> bool:
+    return _compiled is not None
 
 
 def wanted(config: Mapping, compiled, dialect: str) -> int:
@@ -65,6 +74,13 @@ class SigningPool:
             initargs=(compiled.source, plain),
         )
         self._ahead: dict[int, Future] = {}
+        self.warm = False  # a helper has delivered a message
+
+    def wait_started(self) -> None:
+        """Wait until a helper has compiled the issue; from then on :meth:`result` waits
+        for the helpers instead of leaving a row to the sender."""
+        self._pool.submit(_ready).result()
+        self.warm = True
 
     def prepare(self, rows: Iterable[Claimed]) -> None:
         """Start personalising ``rows`` (those not started yet)."""
@@ -74,13 +90,19 @@ class SigningPool:
                     _personalise, row.subscriber_id, row.version, row.email
                 )
 
-    def result(self, row: Claimed) -> tuple[bool, object]:
-        """Return ``row``'s message as :func:`_personalise` gives it (waits if not ready).
+    def result(self, row: Claimed) -> tuple[bool, object] | None:
+        """Return ``row``'s message as :func:`_personalise` gives it, waiting for it once the
+        helpers run; None while they are still starting (the sender makes it itself).
 
         Raises what a helper raised other than ValueError (e.g. a broken pool).
         """
         self.prepare([row])
-        return self._ahead.pop(row.delivery_id).result()
+        future = self._ahead.pop(row.delivery_id)
+        if not self.warm and not future.done():
+            future.cancel()
+            return None
+        self.warm = True
+        return future.result()
 
     def close(self) -> None:
         """Drop what was prepared and not sent; stop the helpers."""
