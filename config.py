@@ -361,6 +361,12 @@ class Config:
         self.MAILER_SENDER_PROCESSES = env_int(
             "MAILER_SENDER_PROCESSES", os.cpu_count() or 1, minimum=1
         )
+        # With DKIM on and SQLite (one sender process: one writer), helper processes
+        # personalise and sign the next messages so that every core signs; 0 signs in the
+        # sender. PostgreSQL uses MAILER_SENDER_PROCESSES instead.
+        self.MAILER_SIGNING_PROCESSES = env_int(
+            "MAILER_SIGNING_PROCESSES", os.cpu_count() or 1, minimum=0
+        )
         self.MAILER_SEND_RATE = env_float("MAILER_SEND_RATE", 0.0, minimum=0)
         self.MAILER_SEND_HOURLY_CAP = env_int("MAILER_SEND_HOURLY_CAP", 0, minimum=0)
         self.MAILER_BATCH_SIZE = env_int("MAILER_BATCH_SIZE", 500, minimum=1)
@@ -376,6 +382,10 @@ class Config:
         self.MAILER_DKIM_DOMAIN = env_str("MAILER_DKIM_DOMAIN", "")
         self.MAILER_DKIM_SELECTOR = env_str("MAILER_DKIM_SELECTOR", "")
         self.MAILER_DKIM_PRIVATE_KEY = env_str("MAILER_DKIM_PRIVATE_KEY", "")
+        # A second, Ed25519 signature (RFC 8463), off by default: both or neither, and only
+        # beside the RSA settings above (receivers that do not know Ed25519 use the RSA one).
+        self.MAILER_DKIM_ED25519_SELECTOR = env_str("MAILER_DKIM_ED25519_SELECTOR", "")
+        self.MAILER_DKIM_ED25519_PRIVATE_KEY = env_str("MAILER_DKIM_ED25519_PRIVATE_KEY", "")
         # Digest and schedule
         self.MAILER_TIMEZONE = env_str("MAILER_TIMEZONE", "Asia/Tokyo")
         self.MAILER_DIGEST_DAY = env_str("MAILER_DIGEST_DAY", "monday")
@@ -446,5 +456,6 @@ class TestConfig(Config):
         self.MAILER_BASE_URL = "https://news.example.com"
         self.MAILER_FROM = "Japan Weekly <newsletter@example.com>"
         self.MAILER_SENDER_PROCESSES = 1
+        self.MAILER_SIGNING_PROCESSES = 0  # tests that want helpers set it
         self.RATELIMIT_STORAGE_URI = "memory://"
         self.WTF_CSRF_ENABLED = True

@@ -1,15 +1,20 @@
 """``python -m bench [NAME ...] [--n N]``: run the benchmarks (``make bench`` runs them all).
 
-NAME is one of throughput, scale, signup (default: all three, in that order). Options after
+NAME is one of throughput, scale, signup, dkim (default: all four, in that order). Options after
 the names go to each benchmark, e.g. ``python -m bench throughput --n 2000 --db sqlite``.
 Each prints a table and saves JSON under bench/results/. Not part of the test suite.
 """
 
 import sys
 
-from bench import scale, signup, throughput
+from bench import dkim, scale, signup, throughput
 
-BENCHMARKS = {"throughput": throughput.main, "scale": scale.main, "signup": signup.main}
+BENCHMARKS = {
+    "throughput": throughput.main,
+    "scale": scale.main,
+    "signup": signup.main,
+    "dkim": dkim.main,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -17,7 +17,6 @@ from email.utils import parsedate_to_datetime
 from html import unescape
 from pathlib import Path
 
-from aiosmtpd.controller import Controller
 from flask import Blueprint, Response, abort, current_app, render_template
 
 bp = Blueprint("devmail", __name__)
@@ -101,6 +100,9 @@ class MailCatcher:
         self.port = port
         # Our own event loop, so that stop() can close it (aiosmtpd leaves a default one open).
         self._loop = asyncio.new_event_loop()
+        # aiosmtpd is imported here: the app factory imports this module for its web pages.
+        from aiosmtpd.controller import Controller  # noqa: PLC0415
+
         self._controller = Controller(
             _StoreHandler(self.directory),
             loop=self._loop,

@@ -288,6 +288,12 @@ class Issue(db.Model):
     relay_reply: Mapped[str | None] = mapped_column(Text)
     resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pushback_pauses: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # The preflight's result (digest.preflight, SpamAssassin included) as JSON, stored when
+    # the issue is built or first checked, with a hash of what it depends on (content and
+    # settings): a send of an unchanged issue reads it instead of running SpamAssassin again.
+    preflight_key: Mapped[str | None] = mapped_column(String(64))
+    preflight: Mapped[str | None] = mapped_column(Text)
+    preflight_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     items: Mapped[list[Item]] = relationship(back_populates="issue")
 

@@ -59,12 +59,15 @@ def build_command(period: str | None, force: bool):
 
 
 def _echo_findings(issue, config) -> None:
-    findings = preflight.check_issue(issue, config)
-    if spamcheck.spamassassin_path() is not None:
-        try:
-            click.echo(f"SpamAssassin score: {spamcheck.spam_score(issue, config).describe()}")
-        except spamcheck.SpamCheckError as exc:
-            click.echo(f"SpamAssassin score: not available ({exc})")
+    # Stored with the issue, so that `digest send` of this issue does not run them again.
+    result = preflight.stored_findings(issue, config)
+    db.session.commit()
+    findings = result.findings
+    if result.spam_score is not None:
+        click.echo(f"SpamAssassin score: {result.spam_score}")
+    elif spamcheck.spamassassin_path() is not None:
+        reasons = [f.message for f in findings if f.code == "spamassassin"]
+        click.echo(f"SpamAssassin score: not available ({'; '.join(reasons) or 'not run'})")
     if not findings:
         click.echo("Preflight: no findings.")
     for finding in findings:

@@ -17,9 +17,6 @@ import xml.sax
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import feedparser
-from feedparser.api import SUPPORTED_VERSIONS
-
 from .sanitize import absolute_http_url, clean_html, excerpt, plain_text
 
 DEFAULT_CONTENT_TYPE = "application/xml"
@@ -90,6 +87,8 @@ class ParsedFeed:
     @property
     def kind(self) -> str:
         """The feed format for people, e.g. "RSS 2.0", or "unknown"."""
+        from feedparser.api import SUPPORTED_VERSIONS  # noqa: PLC0415 - see parse_feed
+
         return SUPPORTED_VERSIONS.get(self.version, self.version or "unknown")
 
     def document_error(self) -> str | None:
@@ -120,6 +119,9 @@ def parse_feed(body: bytes, *, url: str | None, content_type: str | None) -> Par
         A :class:`ParsedFeed`. Never raises for bad input: feedparser reports problems in
         ``bozo_exception``, which ends up in ``problem``.
     """
+    # feedparser (about 0.1 s to import) when a feed is read, not at every start.
+    import feedparser  # noqa: PLC0415
+
     headers = {"content-type": content_type or DEFAULT_CONTENT_TYPE}
     if url:
         headers["content-location"] = url
@@ -153,6 +155,8 @@ def _self_link(feed) -> str | None:
 
 def _describe(result) -> str:
     """feedparser's "bozo" exception in words for an operator."""
+    import feedparser  # noqa: PLC0415 - see parse_feed
+
     exc = result.get("bozo_exception")
     if isinstance(exc, xml.sax.SAXParseException):
         return f"not well-formed XML ({exc.getMessage()})"

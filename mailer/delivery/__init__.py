@@ -25,6 +25,7 @@ from .message import build_test_message, fill_markers, unsubscribe_url_of_test_c
 from .message.dkim import (
     DkimConfigError,
     dns_record,
+    generate_ed25519_key,
     generate_private_key,
     key_bits,
     signer_from_config,
@@ -53,6 +54,7 @@ __all__ = [
     "dns_record",
     "enqueue_issue",
     "fill_markers",
+    "generate_ed25519_key",
     "generate_private_key",
     "issue_by_number",
     "key_bits",

@@ -5,15 +5,23 @@ are shown to the admin. The checks read the stored HTML and text only, so they w
 built issue and on the admin's transient preview alike.
 """
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
+from .. import clock
 from ..models import Issue, Section
 from .render import MARKERS, SECTION_TITLES, UNSUBSCRIBE_URL_MARKER
 from .spamcheck import SpamCheckError, SpamReport, spam_score, spamassassin_path
+
+# Bumped when a check changes, so that results stored by an older version are not reused.
+CHECKS_VERSION = "1"
+# The settings the checks read (the text part's footer, SpamAssassin's sample headers).
+_SETTINGS_CHECKED = ("MAILER_FROM", "MAILER_BASE_URL", "MAILER_POSTAL_ADDRESS", "MAILER_LIST_ID")
 
 KB = 1024
 HTML_WARN_BYTES = 90 * KB  # Gmail clips a message body at about 102 KB and hides the rest,
@@ -103,8 +111,56 @@ def check_issue(issue: Issue, config: Mapping, *, spamassassin: bool = True) -> 
 
 def blocking_errors(issue: Issue, config: Mapping) -> list[Finding]:
     """The findings of :func:`check_issue` (SpamAssassin included) that block a send: its
-    errors. Every way of starting a send asks this (README, "Before a send")."""
-    return [finding for finding in check_issue(issue, config) if finding.level == "error"]
+    errors. Every way of starting a send asks this (README, "Before a send"); the result
+    stored with the issue is used when the issue has not changed (:func:`stored_findings`).
+    """
+    return [f for f in stored_findings(issue, config).findings if f.level == "error"]
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """An issue's preflight: its findings and SpamAssassin's score (None: not run)."""
+
+    findings: list[Finding]
+    spam_score: str | None
+
+
+def preflight_key(issue: Issue, config: Mapping) -> str:
+    """Return the SHA-256 (hex) of what :func:`check_issue` reads: the issue's subject, HTML
+    and text, the settings it checks, whether SpamAssassin is installed, and the checks'
+    version. Equal keys give equal findings."""
+    parts = [CHECKS_VERSION, issue.subject or "", issue.html or "", issue.text or ""]
+    parts += [str(config.get(name) or "") for name in _SETTINGS_CHECKED]
+    parts.append("spamassassin" if spamassassin_path() is not None else "")
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+
+def stored_findings(issue: Issue, config: Mapping) -> Preflight:
+    """Return ``issue``'s preflight, from the stored result when it is still valid.
+
+    Valid means stored with the same :func:`preflight_key`: the issue and the settings it
+    depends on are unchanged. Otherwise the checks run now (SpamAssassin included, a few
+    seconds) and the result is stored on the issue, which the caller commits. A SpamAssassin
+    check that could not run is not stored, so that the next call tries again.
+    """
+    key = preflight_key(issue, config)
+    if issue.preflight_key == key and issue.preflight:
+        stored = json.loads(issue.preflight)
+        findings = [Finding(**finding) for finding in stored["findings"]]
+        return Preflight(findings, stored["spam_score"])
+    findings = check_issue(issue, config)
+    score = None
+    if spamassassin_path() is not None:
+        try:
+            score = spam_score(issue, config).describe()  # cached by check_issue's run
+        except SpamCheckError:
+            return Preflight(findings, None)
+    issue.preflight_key = key
+    issue.preflight = json.dumps(
+        {"findings": [asdict(f) for f in findings], "spam_score": score}, ensure_ascii=False
+    )
+    issue.preflight_at = clock.now()
+    return Preflight(findings, score)
 
 
 def check_size(html: str) -> list[Finding]:

@@ -14,8 +14,6 @@ from html import unescape as html_unescape
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import css_inline
-
 from ..models import Item, Section
 from ..templating import RenderedMail, render_mail
 from .periods import period_label
@@ -166,6 +164,8 @@ def inline_css(html: str) -> str:
     Clients that drop ``<style>`` (or the whole head) still get every colour and size; the
     kept block carries the phone layout and the dark-mode colours that cannot be inlined.
     """
+    import css_inline  # noqa: PLC0415 - when an issue is rendered, not at every start
+
     inliner = css_inline.CSSInliner(
         keep_at_rules=True, minify_css=True, load_remote_stylesheets=False
     )

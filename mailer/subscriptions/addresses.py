@@ -8,16 +8,22 @@ characters (RFC 5321 §4.5.3.1.1); internationalized local parts are refused unl
 around the address are trimmed (phone keyboards add one after autocompletion).
 """
 
+from __future__ import annotations
+
 import hashlib
 import hmac
 import logging
 import time
+from functools import cache
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.nameserver
-import dns.resolver
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
-from email_validator.deliverability import validate_email_deliverability
+
+if TYPE_CHECKING:
+    import dns.resolver
+
+# dnspython (about 0.1 s to import) is imported by the functions that ask DNS, so that
+# starting a command or a web worker does not pay for it (email-validator does the same).
 
 from .errors import InvalidAddress
 
@@ -101,29 +107,40 @@ def _precheck(address: object) -> str:
     return text
 
 
-class _DeadlineResolver(dns.resolver.Resolver):
-    """A resolver whose queries together end by one deadline (email-validator makes several)."""
+@cache
+def _deadline_resolver_class():
+    import dns.exception  # noqa: PLC0415 - see the top of the module
+    import dns.resolver  # noqa: PLC0415
 
-    def __init__(self, deadline: float, base: dns.resolver.Resolver | None):
-        super().__init__(configure=base is None)
-        if base is not None:
-            self.nameservers = base.nameservers
-            self.port = base.port
-        self.deadline = deadline
+    class DeadlineResolver(dns.resolver.Resolver):
+        """A resolver whose queries together end by one deadline (email-validator makes
+        several)."""
 
-    def resolve(self, *args, **kwargs):
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise dns.exception.Timeout
-        kwargs["lifetime"] = remaining
-        return super().resolve(*args, **kwargs)
+        def __init__(self, deadline: float, base: dns.resolver.Resolver | None):
+            super().__init__(configure=base is None)
+            if base is not None:
+                self.nameservers = base.nameservers
+                self.port = base.port
+            self.deadline = deadline
+
+        def resolve(self, *args, **kwargs):
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise dns.exception.Timeout
+            kwargs["lifetime"] = remaining
+            return super().resolve(*args, **kwargs)
+
+    return DeadlineResolver
 
 
 def _check_deliverability(
     ascii_domain: str, domain: str, timeout: float, base: dns.resolver.Resolver | None
 ) -> None:
+    import dns.exception  # noqa: PLC0415 - see the top of the module
+    from email_validator.deliverability import validate_email_deliverability  # noqa: PLC0415
+
     try:
-        resolver = _DeadlineResolver(time.monotonic() + timeout, base)
+        resolver = _deadline_resolver_class()(time.monotonic() + timeout, base)
         validate_email_deliverability(ascii_domain, domain, dns_resolver=resolver)
     except EmailUndeliverableError as exc:
         if _is_lookup_failure(exc):
@@ -138,6 +155,8 @@ def _check_deliverability(
 def _is_lookup_failure(exc: EmailUndeliverableError) -> bool:
     # A definite answer (NXDOMAIN, no MX/A/AAAA, null MX, "v=spf1 -all") has no cause or a
     # NXDOMAIN/NoAnswer cause; anything else is a failure to look up, not a "no".
+    import dns.resolver  # noqa: PLC0415 - see the top of the module
+
     cause = exc.__cause__
     return cause is not None and not isinstance(
         cause, dns.resolver.NXDOMAIN | dns.resolver.NoAnswer
@@ -151,14 +170,18 @@ def resolver_for(nameservers: str) -> dns.resolver.Resolver | None:
     Raises:
         ValueError: a port that is not a number.
     """
+    entries = [part.strip() for part in nameservers.split(",") if part.strip()]
+    if not entries:
+        return None
+    import dns.nameserver  # noqa: PLC0415 - see the top of the module
+    import dns.resolver  # noqa: PLC0415
+
     servers = []
-    for entry in filter(None, (part.strip() for part in nameservers.split(","))):
+    for entry in entries:
         address, _, port = entry.partition("#")
         if port and not port.isdigit():
             raise ValueError(f"MAILER_DNS_NAMESERVERS: bad port in {entry!r}")
         servers.append(dns.nameserver.Do53Nameserver(address, int(port or 53)))
-    if not servers:
-        return None
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = servers
     return resolver

@@ -10,13 +10,18 @@ import html
 import secrets
 
 from ...digest.render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
-from ..smtp.framing import data_parts
 from . import headers as hdr
 from .assemble import assemble
 from .body import body_template
+from .canonical import PieceHasher
 from .dkim import DkimSigner
 
 MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER)
+# Two recipients of different lengths: the body pieces they share are the same for everyone.
+_SAMPLES = (
+    ("a@example.invalid", "https://a.invalid/u/1"),
+    ("a.much.longer.sample@mail.example.invalid", "https://sample.example.invalid/unsub/22222"),
+)
 
 
 class CompiledIssue:
@@ -30,12 +35,32 @@ class CompiledIssue:
     def __init__(self, issue, config, signer: DkimSigner | None):
         """Compile ``issue`` (a models.Issue) for ``config``; sign with ``signer`` if given."""
         self.issue_id = issue.id
+        # What compiling needs of the issue, as plain values: a helper process compiles the
+        # same issue from it (sender/signing.py).
+        fields = ("id", "number", "subject", "text", "html", "send_started_at", "created_at")
+        self.source = {name: getattr(issue, name) for name in fields}
         self.domain = hdr.sender(config)[2]
         self.mailto = config.get("MAILER_UNSUBSCRIBE_MAILTO", "")
         self.signer = signer
         self.text_cte, self._text = body_template(issue.text, MARKERS)
         self.html_cte, self._html = body_template(issue.html, MARKERS)
-        self._pieces = _skeleton(issue, config, self.text_cte, self.html_cte)
+        self._pieces, head, slots, self._body_at = _skeleton(
+            issue, config, self.text_cte, self.html_cte
+        )
+        if signer is not None:
+            # h=, the fixed headers' canonical form and the body's fixed start: once per issue.
+            self._prepared = signer.prepare(head, slots)
+            samples = [
+                self._pieces_for(self._fills(0, email, url), url, False)[self._body_at :]
+                for email, url in _SAMPLES
+            ]
+            self._body_hasher = PieceHasher(*samples)
+
+    def _signature(self, fills: dict[str, bytes], unsubscribe_url: str) -> bytes:
+        # The DKIM-Signature header(s), the body hashed from its pieces before any stuffing.
+        body = self._pieces_for(fills, unsubscribe_url, False)[self._body_at :]
+        bh = self._body_hasher.hash(body)
+        return self.signer.signature_prepared(self._prepared, fills, bh)
 
     def personalise(self, subscriber_id: int, email: str, unsubscribe_url: str) -> bytes:
         """Return the subscriber's message: the bytes ``mime.build_message`` gives.
@@ -52,8 +77,12 @@ class CompiledIssue:
             mime_headers.HeaderValueError: ``email`` is not one bare address, or the URL is
                 empty or holds whitespace or angle brackets.
         """
-        message = b"".join(self._pieces_for(subscriber_id, email, unsubscribe_url, False))
-        return self.signer.sign(message) if self.signer is not None else message
+        fills = self._fills(subscriber_id, email, unsubscribe_url)
+        pieces = self._pieces_for(fills, unsubscribe_url, False)
+        if self.signer is None:
+            return b"".join(pieces)
+        bh = self._body_hasher.hash(pieces[self._body_at :])
+        return b"".join([self.signer.signature_prepared(self._prepared, fills, bh), *pieces])
 
     def personalise_parts(
         self, subscriber_id: int, email: str, unsubscribe_url: str
@@ -63,30 +92,32 @@ class CompiledIssue:
         Dot-stuffed and ended by ``CRLF.CRLF`` (RFC 5321 §4.5.2, §4.1.1.4), ready to write
         after the server's 354 reply. The pieces that are the same for every recipient were
         stuffed once, when the issue was compiled; per message only the filled-in body lines
-        are, and nothing is joined (the socket gathers the parts). A signed message is
-        stuffed whole (signing costs far more than that).
+        are, and nothing is joined (the socket gathers the parts). A signature header goes
+        first as it is: none of its lines starts with a dot.
 
         Raises:
             mime_headers.HeaderValueError: as :meth:`personalise`.
         """
+        fills = self._fills(subscriber_id, email, unsubscribe_url)
+        parts = self._pieces_for(fills, unsubscribe_url, True)
         if self.signer is not None:
-            return data_parts(self.personalise(subscriber_id, email, unsubscribe_url))
-        parts = self._pieces_for(subscriber_id, email, unsubscribe_url, True)
+            parts.insert(0, self._signature(fills, unsubscribe_url))
         parts.append(b".\r\n" if parts[-1].endswith(b"\r\n") else b"\r\n.\r\n")
         return parts
 
-    def _pieces_for(
-        self, subscriber_id: int, email: str, unsubscribe_url: str, stuffed: bool
-    ) -> list[bytes]:
-        # Only the bodies can hold a line that starts with a dot: every other line of the
-        # message starts with a header name, a folding space or a MIME boundary's "--".
-        to = hdr.address_value(email)
+    def _fills(self, subscriber_id: int, email: str, unsubscribe_url: str) -> dict[str, bytes]:
+        # The per-recipient header values, by slot name.
         unsubscribe = hdr.list_unsubscribe_value(unsubscribe_url, self.mailto)
-        fills = {
-            "TO": to.encode("utf-8"),
+        return {
+            "TO": hdr.address_value(email).encode("utf-8"),
             "MSGID": hdr.message_id(self.issue_id, subscriber_id, self.domain).encode("ascii"),
             "LU": unsubscribe.encode("ascii"),
         }
+
+    def _pieces_for(self, fills: dict[str, bytes], unsubscribe_url: str, stuffed: bool):
+        # Only the bodies can hold a line that starts with a dot: every other line of the
+        # message starts with a header name, a folding space or a MIME boundary's "--".
+        to = fills["TO"].decode("utf-8")
         out: list[bytes] = []
         for piece in self._pieces:
             if piece.__class__ is bytes:
@@ -109,9 +140,10 @@ class CompiledIssue:
         return b"".join(self.personalise_parts(subscriber_id, email, unsubscribe_url))
 
 
-def _skeleton(issue, config, text_cte: str, html_cte: str) -> list[bytes | str]:
+def _skeleton(issue, config, text_cte: str, html_cte: str):
     # The message built by the same standard-library code as build_message, with slot
-    # placeholders instead of the per-recipient values, cut at them.
+    # placeholders instead of the per-recipient values, cut at them. Also returns the
+    # header block with its placeholders, and placeholder -> slot name, for the signer.
     nonce = secrets.token_hex(8)  # no subject or body text can guess it
     slot = "@@SLOT-" + nonce + "-{}@@"
     headers = hdr.digest_headers(
@@ -134,13 +166,22 @@ def _skeleton(issue, config, text_cte: str, html_cte: str) -> list[bytes | str]:
     wanted["TEXT"] = _encoded_placeholder(slot.format("TEXT"), text_cte)
     wanted["HTML"] = _encoded_placeholder(slot.format("HTML"), html_cte)
     found = sorted((raw.index(marker), name, len(marker)) for name, marker in wanted.items())
+    # A cut where the body starts, so that the body is a run of whole pieces (for bh=).
+    found.append((raw.index(b"\r\n\r\n") + 4, "BODY", 0))
+    found.sort()
     pieces: list[bytes | str] = []
     position = 0
     for start, name, length in found:
         pieces += [raw[position:start], name]
         position = start + length
     pieces.append(raw[position:])
-    return [p for p in pieces if p != b""]
+    head = raw[: raw.index(b"\r\n\r\n") + 2]
+    slots = {wanted[name]: name for name in ("TO", "MSGID", "LU")}
+    pieces = [p for p in pieces if p != b""]
+    # Each slot before the body gives one piece per message, so this index holds in both.
+    body_at = pieces.index("BODY")
+    pieces.remove("BODY")
+    return pieces, head, slots, body_at
 
 
 def _encoded_placeholder(placeholder: str, cte: str) -> bytes:

@@ -27,7 +27,7 @@ from ..ledger import Tally
 from ..smtp.channel import Channel
 from ..smtp.framing import envelope_commands
 from ..smtp.settings import RelaySettings, SmtpReply, envelope_refusal
-from . import claims
+from . import claims, signing
 from .batches import Job, Rows
 from .outcomes import Outcomes
 from .picker import Picker
@@ -78,7 +78,11 @@ class IssueSender:
         self.outcomes = Outcomes(
             self.conn, self.hot, self.rules, self.throttle, self.rows, self.tally
         )
-        self.picker = Picker(self.rows, self.hot, self.outcomes, self.compiled, self.config)
+        helpers = signing.wanted(self.config, self.compiled, self.engine.dialect.name)
+        self.picker = Picker(
+            self.rows, self.hot, self.outcomes, self.compiled, self.config,
+            self._signing_pool(helpers) if helpers else None,
+        )  # fmt: skip
         interrupted = False
         try:
             interrupted = self._loop(tick, every)
@@ -123,6 +127,12 @@ class IssueSender:
             self._selector.close()
             self.hot.close()
             self.conn.close()
+            pool = getattr(getattr(self, "picker", None), "signing", None)
+            if pool is not None:
+                pool.close()
+
+    def _signing_pool(self, helpers: int):
+        return lambda: signing.SigningPool(self.compiled, self.config, helpers)
 
     def _on_wire(self) -> list[int]:
         return [job.row.delivery_id for c in self.channels for _k, job in c.expect if job]

@@ -16,6 +16,7 @@ from ...subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
 from .batches import Job, Rows
 from .claims import Claimed
 from .outcomes import Outcomes
+from .signing import AHEAD, SIGN_HERE_FIRST
 from .statements import CHECK_AHEAD, HotPath
 
 LEFT_REPLY = "not sent: the subscriber is {status} now"
@@ -32,8 +33,16 @@ class Picker:
         compiled: the issue's ``message.CompiledIssue``. config: the app config.
     """
 
-    def __init__(self, rows: Rows, hot: HotPath, outcomes: Outcomes, compiled, config: Mapping):
+    def __init__(
+        self, rows: Rows, hot: HotPath, outcomes: Outcomes, compiled, config: Mapping,
+        signing=None,
+    ):  # fmt: skip
         self.rows = rows
+        # A function making a signing.SigningPool (None: always personalise here), called
+        # once SIGN_HERE_FIRST messages are made: a small send never starts helpers.
+        self._make_pool = signing
+        self.signing = None
+        self._made = 0
         self.hot = hot
         self.outcomes = outcomes
         self.compiled = compiled
@@ -80,6 +89,19 @@ class Picker:
         return "send"
 
     def _personalise(self, row: Claimed) -> Job | None:
+        self._made += 1
+        if self._make_pool is not None and self._made == SIGN_HERE_FIRST:
+            self.signing = self._make_pool()
+        if self.signing is not None:
+            # The helpers sign the rows after this one while this one is on the wire.
+            self.signing.prepare(islice(self.rows.queue, AHEAD))
+            done = self.signing.result(row)
+            if done is not None:
+                ok, parts = done
+                if not ok:
+                    self.outcomes.not_sendable(row, f"not sent: {parts}")
+                    return None
+                return Job(row, parts)
         token = make_unsubscribe_token(self.secret_key, row.subscriber_id, row.version)
         try:
             parts = self.compiled.personalise_parts(
