@@ -7,6 +7,7 @@ hold the ledger, the issue's status, the retry rule, bounces, transactional mail
 copies and the deliverability report (docs/ARCHITECTURE.md, "The rooms").
 """
 
+from .bounces.verp import Verp
 from .deliverability import check_deliverability, dns_lookup
 from .dispatch import (
     SendProgress,
@@ -44,6 +45,7 @@ __all__ = [
     "SendProgress",
     "SendSummary",
     "TestCopyResult",
+    "Verp",
     "change_issue_status",
     "build_test_message",
     "check_deliverability",

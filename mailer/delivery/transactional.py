@@ -25,6 +25,7 @@ from sqlalchemy.sql import Update
 from .. import clock
 from ..models import DeliveryStatus, Subscriber, TransactionalMail
 from ..subscriptions.service import CONFIRM_KIND, PENDING, render_confirmation
+from .bounces.verp import MAIL, Verp
 from .errors import RecipientNotSupported, RelayError
 from .ledger import Tally, Transition
 from .message import build_transactional
@@ -140,21 +141,22 @@ def send_due(engine: Engine, config: Mapping) -> Tally:
     tally = Tally()
     relay = SmtpConnection(RelaySettings.from_config(config))
     retry_for = retry_window(config)
+    verp = Verp(config)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         try:
             while rows := _claim(conn, clock.now()):
                 for row in rows:
-                    if not _send_one(conn, relay, row, retry_for, tally):
+                    if not _send_one(conn, relay, row, retry_for, tally, verp):
                         return tally
         finally:
             relay.close()
     return tally
 
 
-def _send_one(conn, relay: SmtpConnection, row, retry_for: timedelta, tally) -> bool:
+def _send_one(conn, relay: SmtpConnection, row, retry_for: timedelta, tally, verp: Verp) -> bool:
     mail_id, recipient, body, attempts, _retry_until = row
     try:
-        reply = relay.send(recipient, body)
+        reply = relay.send(recipient, body, sender=verp.sender(MAIL, mail_id))
     except RelayError as exc:
         log.warning("relay error for transactional mail %s: %s", mail_id, exc)
         _record(conn, row, SmtpReply(exc.code or 0, exc.text), retry_for, tally)

@@ -12,8 +12,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ..models import Subscriber
-from ..subscriptions.service import mark_bounced
+from ...models import Subscriber
+from ...subscriptions.service import mark_bounced
 
 
 def reset_soft_failures(conn: Connection, subscriber_id: int) -> None:
