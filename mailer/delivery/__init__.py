@@ -7,6 +7,8 @@ hold the ledger, the issue's status, the retry rule, bounces, transactional mail
 copies and the deliverability report (docs/ARCHITECTURE.md, "The rooms").
 """
 
+from .bounces.process import Outcome, process_events, process_report
+from .bounces.reports import MAX_REPORT_BYTES, Finding, ReportTooLarge
 from .bounces.verp import Verp
 from .deliverability import check_deliverability, dns_lookup
 from .dispatch import (
@@ -35,13 +37,17 @@ from .smtp.settings import RelaySettings
 from .testcopy import TestCopyResult, send_test_copies
 
 __all__ = [
+    "MAX_REPORT_BYTES",
     "DeliveryError",
+    "Finding",
     "DkimConfigError",
     "HeaderValueError",
     "InvalidTransition",
     "NothingToSend",
+    "Outcome",
     "PreflightFailed",
     "RelaySettings",
+    "ReportTooLarge",
     "SendProgress",
     "SendSummary",
     "TestCopyResult",
@@ -57,6 +63,8 @@ __all__ = [
     "issue_by_number",
     "key_bits",
     "next_retry_at",
+    "process_events",
+    "process_report",
     "send_pending",
     "send_test_copies",
     "send_transactional",
