@@ -50,8 +50,9 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
             RATELIMIT_STORAGE_URI of no known storage or of one whose library is not
             installed, an unknown MAILER_SMTP_SECURITY, a MAILER_DIGEST_DAY/_TIME the schedule
             cannot use, a MAILER_FROM that is not one address, a MAILER_BOUNCE_ADDRESS that
-            is not a plain address without '+', a MAILER_BASE_URL that is not an absolute
-            http(s) URL, MAILER_DKIM_* settings of which only some are set or
+            is not a plain address without '+', a MAILER_BOUNCE_MAILBOX that is not an
+            imaps/pop3s URL (plain imap/pop3 for loopback only), a MAILER_BASE_URL that is
+            not an absolute http(s) URL, MAILER_DKIM_* settings of which only some are set or
             whose key file cannot be read or holds no RSA key of at least 1024 bits, or in
             production (not DEBUG, not TESTING) a SECRET_KEY that is the development default,
             blank, or shorter than 32 characters (whitespace around it not counted), or a
@@ -90,7 +91,7 @@ def _config_object(config: type | Mapping | object | None) -> object:
 def _check_settings(app: Flask) -> None:
     # Here rather than in Config, so that a config class or a mapping of overrides is checked
     # too; a bad value stops the start with one line instead of failing a request or a job.
-    from .delivery import RelaySettings, Verp, sender, signer_from_config
+    from .delivery import MailboxSettings, RelaySettings, Verp, sender, signer_from_config
     from .digest.schedule import weekly_trigger
 
     config = app.config
@@ -107,6 +108,7 @@ def _check_settings(app: Flask) -> None:
     _refuse_value_error(sender, config)  # MAILER_FROM
     _refuse_value_error(RelaySettings.from_config, config)  # MAILER_SMTP_SECURITY
     _refuse_value_error(Verp, config)  # MAILER_BOUNCE_ADDRESS
+    _refuse_value_error(MailboxSettings.from_config, config)  # MAILER_BOUNCE_MAILBOX
     _refuse_value_error(weekly_trigger, config)  # MAILER_DIGEST_DAY, MAILER_DIGEST_TIME
     # MAILER_DKIM_*: all three or none, and a readable RSA key; else every mail would fail.
     _refuse_value_error(signer_from_config, config)

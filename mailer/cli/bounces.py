@@ -1,14 +1,16 @@
 """``flask --app wsgi bounces receive|fetch``: bounce reports in, thin over delivery's processor."""
 
 import logging
+import poplib
 import sys
+from imaplib import IMAP4
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from ..delivery import MAX_REPORT_BYTES, ReportTooLarge, process_report
+from ..delivery import MAX_REPORT_BYTES, ReportTooLarge, fetch_mailbox, process_report
 from ..extensions import db
 from .errors import missing_tables_message
 
@@ -54,3 +56,15 @@ def receive_command(recipient: str | None) -> None:
         sys.exit(EX_TEMPFAIL)
     detail = ", ".join(f"subscriber {sid}: {kind}" for sid, kind in outcome.recorded)
     click.echo(f"{outcome.status}: {detail or outcome.reason}")
+
+
+@bounces_cli.command("fetch")
+def fetch_command() -> None:
+    """Poll MAILER_BOUNCE_MAILBOX once (the worker does it every MAILER_BOUNCE_POLL_MINUTES)."""
+    if not current_app.config.get("MAILER_BOUNCE_MAILBOX"):
+        raise click.ClickException("MAILER_BOUNCE_MAILBOX is not set: there is no mailbox")
+    try:
+        summary = fetch_mailbox(db.engine, current_app.config)
+    except (OSError, IMAP4.error, poplib.error_proto) as exc:
+        raise click.ClickException(f"cannot read MAILER_BOUNCE_MAILBOX: {exc}") from exc
+    click.echo(f"{summary.processed} processed, {summary.kept} kept (flagged)")

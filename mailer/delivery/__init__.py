@@ -7,6 +7,7 @@ hold the ledger, the issue's status, the retry rule, bounces, transactional mail
 copies and the deliverability report (docs/ARCHITECTURE.md, "The rooms").
 """
 
+from .bounces.mailbox import FetchSummary, MailboxSettings, fetch_mailbox
 from .bounces.process import Outcome, process_events, process_report
 from .bounces.reports import MAX_REPORT_BYTES, Finding, ReportTooLarge
 from .bounces.verp import Verp
@@ -39,10 +40,12 @@ from .testcopy import TestCopyResult, send_test_copies
 __all__ = [
     "MAX_REPORT_BYTES",
     "DeliveryError",
+    "FetchSummary",
     "Finding",
     "DkimConfigError",
     "HeaderValueError",
     "InvalidTransition",
+    "MailboxSettings",
     "NothingToSend",
     "Outcome",
     "PreflightFailed",
@@ -58,6 +61,7 @@ __all__ = [
     "dns_lookup",
     "dns_record",
     "enqueue_issue",
+    "fetch_mailbox",
     "fill_markers",
     "generate_private_key",
     "issue_by_number",

@@ -64,6 +64,7 @@ class Outcome:
     reason: str = ""
     recorded: list[tuple[int, str]] = field(default_factory=list)  # (subscriber id, kind)
     suppressed: list[int] = field(default_factory=list)  # subscriber ids suppressed now
+    recognised: bool = True  # False: nothing in it was recognised (a mailbox keeps it)
 
 
 def process_report(
@@ -88,7 +89,9 @@ def process_report(
     if report.kind == "autoreply":
         return _ignored("an auto-reply (RFC 3834), not a bounce")
     if report.kind == "unknown":
-        return _ignored("no failed recipient or complaint recognised")
+        outcome = _ignored("no failed recipient or complaint recognised")
+        outcome.recognised = False
+        return outcome
     verp = Verp(config)
     text = report.text + "\n" + (envelope_to or "")
     refs, forged = _verp_refs(verp, text)
