@@ -382,6 +382,8 @@ class Config:
         self.MAILER_WEBHOOK_USER = env_str("MAILER_WEBHOOK_USER", "")
         self.MAILER_WEBHOOK_PASSWORD = env_str("MAILER_WEBHOOK_PASSWORD", "")
         self.MAILER_SENDGRID_VERIFICATION_KEY = env_str("MAILER_SENDGRID_VERIFICATION_KEY", "")
+        # SNS topics whose SES notifications are taken, comma-separated ARNs; empty: none.
+        self.MAILER_SES_TOPIC_ARNS = env_str("MAILER_SES_TOPIC_ARNS", "")
         # DKIM
         self.MAILER_DKIM_DOMAIN = env_str("MAILER_DKIM_DOMAIN", "")
         self.MAILER_DKIM_SELECTOR = env_str("MAILER_DKIM_SELECTOR", "")

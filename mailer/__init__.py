@@ -227,6 +227,7 @@ def _register_url_converters(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from .admin.views import bp as admin_bp
+    from .delivery import webhooks_bp
     from .devmail import bp as devmail_bp
     from .digest.views import bp as archive_bp
     from .health import bp as health_bp
@@ -235,6 +236,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(subscriptions_bp)
     app.register_blueprint(archive_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(webhooks_bp)
+    csrf.exempt(webhooks_bp)  # providers post without a session; each request is verified
     app.register_blueprint(admin_bp, url_prefix="/admin")
     if app.debug:
         app.register_blueprint(devmail_bp, url_prefix="/dev")

@@ -11,6 +11,8 @@ from .bounces.mailbox import FetchSummary, MailboxSettings, fetch_mailbox
 from .bounces.process import Outcome, process_events, process_report
 from .bounces.reports import MAX_REPORT_BYTES, Finding, ReportTooLarge
 from .bounces.verp import Verp
+from .bounces.views import bp as webhooks_bp
+from .bounces.webhooks import PROVIDERS, WebhookResult, handle_webhook
 from .deliverability import check_deliverability, dns_lookup
 from .dispatch import (
     SendProgress,
@@ -39,6 +41,7 @@ from .testcopy import TestCopyResult, send_test_copies
 
 __all__ = [
     "MAX_REPORT_BYTES",
+    "PROVIDERS",
     "DeliveryError",
     "FetchSummary",
     "Finding",
@@ -55,6 +58,7 @@ __all__ = [
     "SendSummary",
     "TestCopyResult",
     "Verp",
+    "WebhookResult",
     "change_issue_status",
     "build_test_message",
     "check_deliverability",
@@ -63,6 +67,7 @@ __all__ = [
     "enqueue_issue",
     "fetch_mailbox",
     "fill_markers",
+    "handle_webhook",
     "generate_private_key",
     "issue_by_number",
     "key_bits",
@@ -78,5 +83,6 @@ __all__ = [
     "status_counts",
     "stop_sending",
     "unsubscribe_url_of_test_copy",
+    "webhooks_bp",
     "write_private_key",
 ]

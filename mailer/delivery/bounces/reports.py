@@ -210,3 +210,12 @@ def _header_text(value) -> str:
         return str(make_header(decode_header(str(value))))
     except (ValueError, LookupError):
         return str(value)
+
+
+def provider_finding(address, kind: str, code=None, diagnostic=None) -> list[Finding]:
+    """A provider event's :class:`Finding` as a list (empty when ``address`` is no address);
+    the code cut to 16 characters, the diagnostic folded and cut to 1,000."""
+    if not isinstance(address, str) or "@" not in address:
+        return []
+    text = " ".join(str(diagnostic or "").split())[:DIAGNOSTIC_LIMIT] or None
+    return [Finding(address.strip().lower(), kind, str(code)[:16] if code else None, text)]
