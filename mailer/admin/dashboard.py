@@ -23,6 +23,22 @@ class Alert:
     link: str
 
 
+def _rate_warnings(recent: list, stats: dict) -> list[Alert]:
+    found = []
+    for issue in recent:
+        s = stats[issue.id]
+        link = url_for("admin.issue_detail", number=issue.number)
+        if s.bounce_rate is not None and s.bounce_rate > queries.HARD_BOUNCE_WARNING:
+            found.append(Alert(f"Issue #{issue.number}: {s.bounce_rate:.1%} of its messages "
+                               "bounced hard (above 2 %): clean the list before the next send",
+                               link))  # fmt: skip
+        if s.complaint_rate is not None and s.complaint_rate > queries.COMPLAINT_WARNING:
+            found.append(Alert(f"Issue #{issue.number}: {s.complaint_rate:.2%} of its "
+                               "recipients complained (above 0.1 %): mailbox providers "
+                               "will start filtering the newsletter", link))  # fmt: skip
+    return found
+
+
 def _warnings(findings: list) -> list[Alert]:
     session = db.session
     found = [
@@ -77,6 +93,7 @@ def dashboard():
     # SpamAssassin takes seconds: the dashboard runs the quick checks, the next-issue page all.
     findings = preflight.check_issue(issue, current_app.config, spamassassin=False)
     recent = queries.recent_issues(session)
+    stats = queries.issue_stats(session, recent)
     growth = queries.weekly_confirmations(
         session, now=now, tz=current_app.config["MAILER_TIMEZONE"], weeks=GROWTH_WEEKS
     )
@@ -91,7 +108,7 @@ def dashboard():
         next_issue=issue,
         next_built=built,
         recent=recent,
-        stats=queries.issue_stats(session, recent),
-        warnings=_warnings(findings),
+        stats=stats,
+        warnings=_rate_warnings(recent, stats) + _warnings(findings),
         events=queries.recent_job_events(session, now),
     )
