@@ -42,7 +42,6 @@ from .verp import DELIVERY, Verp, VerpRef
 log = logging.getLogger(__name__)
 
 MAILED_WITHIN = timedelta(days=30)
-SOURCES = ("receive", "mailbox", "mailgun", "postmark", "sendgrid", "ses")
 _SEVERITY = {COMPLAINT: 3, HARD: 2, SOFT: 1}
 
 
