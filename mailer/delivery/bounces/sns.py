@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SNS_URL = re.compile(r"^https://sns\.[a-z0-9-]{1,30}\.amazonaws\.com(\.cn)?/[^\s#]*$")
 MAX_FETCH_BYTES = 64 * 1024
 FETCH_TIMEOUT = 10.0  # seconds
+MAX_CACHED = 32  # signing certificates kept in memory
 _KEYS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
     "SubscriptionConfirmation": (
@@ -121,6 +122,8 @@ def _check_signature(message: dict, kind: str) -> None:
 
 def _certificate(url: str) -> x509.Certificate:
     if url not in _certificates:
+        if len(_certificates) >= MAX_CACHED:  # AWS rotates them rarely; keep the cache small
+            _certificates.clear()
         try:
             _certificates[url] = x509.load_pem_x509_certificate(sns_get(url))
         except ValueError:
