@@ -202,3 +202,23 @@ def test_an_unreachable_database_exits_75(tmp_path):
     )
     assert done.returncode == 75, done.stderr
     assert b"cannot reach the database" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"Subject: no sender at all\r\n\r\n550 5.1.1 <ann@example.com>: user unknown\r\n",
+        "Message-ID: <ü@例え.jp>\r\nFrom: MAILER-DAEMON@x.example\r\n\r\nhi\r\n".encode(),
+        bytes(range(256)) * 8,
+    ],
+    ids=["empty", "no-from", "non-ascii-headers", "binary"],
+)
+def test_odd_reports_are_ignored_not_crashed_on(runner, session, raw):
+    mailed(session, ["ann@example.com"])
+    result = receive(runner, raw)
+    assert (result.exit_code, result.output) == (
+        0,
+        "ignored: no failed recipient or complaint recognised\n",
+    )
+    assert subscriber(session, "ann@example.com").status == "confirmed"

@@ -15,6 +15,7 @@ followed), capped at :data:`MAX_REPORT_BYTES`, and what is kept of it is cut to
   ``Status`` and ``Diagnostic-Code`` (RFC 3464 §2.3) are kept when present.
 """
 
+import logging
 import re
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -23,6 +24,8 @@ from email.message import Message
 from email.utils import parseaddr
 
 from flufl.bounce import all_failures
+
+log = logging.getLogger(__name__)
 
 MAX_REPORT_BYTES = 1024 * 1024
 DIAGNOSTIC_LIMIT = 1000
@@ -85,7 +88,7 @@ def parse_report(raw: bytes) -> Report:
         raise ReportTooLarge(f"report of {len(raw)} bytes refused (at most {MAX_REPORT_BYTES})")
     message = message_from_bytes(raw, policy=policy.compat32)
     text = raw.decode("utf-8", "replace")
-    own_id = (message.get("Message-ID") or "").strip()[:255] or None
+    own_id = str(message.get("Message-ID") or "").strip()[:255] or None
     report = Report("unknown", text=text, message_id=own_id)
     complaint = _complaint(message)
     if complaint is not None:
@@ -149,8 +152,19 @@ def _first_block(part: Message) -> Message | None:
     return None
 
 
+def _detect(message: Message) -> tuple[frozenset, frozenset]:
+    """flufl.bounce's (temporary, permanent) failures; nothing when a detector breaks."""
+    if message.get("From") is None:
+        message["From"] = "unknown@invalid"  # its Yale detector fails on a mail without From
+    try:
+        return all_failures(message)
+    except Exception:  # noqa: BLE001 - attacker-written input; one odd report must not stop a poll
+        log.warning("bounce report: flufl.bounce failed on it", exc_info=True)
+        return frozenset(), frozenset()
+
+
 def _bounces(message: Message) -> list[Finding]:
-    temporary, permanent = all_failures(message)
+    temporary, permanent = _detect(message)
     details = _dsn_details(message)
     fallback = _fallback_diagnostic(message)
     findings = []
