@@ -141,3 +141,16 @@ def test_the_worker_polls_every_bounce_poll_minutes(app):
 def test_a_mailbox_url_that_would_leak_or_cannot_work_stops_the_start(url, tmp_path):
     with pytest.raises(ConfigError, match="MAILER_BOUNCE_MAILBOX"):
         create_app({"MAILER_BOUNCE_MAILBOX": url, "MAILER_INSTANCE_DIR": str(tmp_path)})
+
+
+@pytest.mark.nodb
+def test_a_mail_server_that_does_not_answer_is_logged_by_the_job(tmp_path, caplog):
+    from tests.support.smtpd import free_port
+
+    closed = f"imap://u:p@127.0.0.1:{free_port()}/INBOX"
+    app = create_app({"MAILER_BOUNCE_MAILBOX": closed, "MAILER_INSTANCE_DIR": str(tmp_path)})
+    schedule.bounce_mailbox_job(app)
+    assert "bounce mailbox: cannot read it" in caplog.text
+    result = app.test_cli_runner().invoke(args=["bounces", "fetch"])
+    assert result.exit_code == 1
+    assert "cannot read MAILER_BOUNCE_MAILBOX" in result.output

@@ -124,7 +124,8 @@ def _mailgun_findings(event: dict) -> list[Finding]:
         kind = HARD if event.get("severity") == "permanent" else SOFT
     if kind is None:
         return []
-    status = event.get("delivery-status") or {}
+    status = event.get("delivery-status")
+    status = status if isinstance(status, dict) else {}
     code = status.get("enhanced-code") or status.get("code")
     diagnostic = status.get("description") or status.get("message")
     return provider_finding(event.get("recipient"), kind, code, diagnostic)
