@@ -17,7 +17,8 @@ seconds instead of APScheduler's default of one second):
 - ``signups``: turn stored signup requests into subscribers, then build and send the
   confirmation mails (every MAILER_SENDER_INTERVAL s; a job of its own so that a long digest
   send, which holds ``sender-loop``, never delays a confirmation mail).
-- ``purge-pending``: delete signups never confirmed after MAILER_PENDING_PURGE_DAYS (daily).
+- ``purge-pending``: delete signups never confirmed after MAILER_PENDING_PURGE_DAYS, and
+  the ids of bounce events taken over 30 days ago (daily).
 - ``bounce-mailbox``: poll MAILER_BOUNCE_MAILBOX for bounce and complaint reports (every
   MAILER_BOUNCE_POLL_MINUTES; only when the mailbox is set).
 
@@ -40,6 +41,7 @@ from .content.feeds import refresh_all
 from .delivery import (
     PreflightFailed,
     fetch_mailbox,
+    purge_receipts,
     send_pending,
     send_transactional,
     start_issue,
@@ -240,10 +242,14 @@ def _log_summary(summary, logged_leases: dict) -> None:
 
 
 def purge_pending_job(app: Flask) -> None:
-    """Delete pending signups older than MAILER_PENDING_PURGE_DAYS days (never confirmed)."""
+    """Delete pending signups older than MAILER_PENDING_PURGE_DAYS days (never confirmed),
+    and the ids of bounce events taken more than 30 days ago (replays are long over)."""
     with app.app_context():
         purged = purge_stale_pending(db.session, int(app.config["MAILER_PENDING_PURGE_DAYS"]))
         db.session.commit()
+        receipts = purge_receipts(db.engine)  # ids of bounce events taken over 30 days ago
+    if receipts:
+        log.info("purged %d ids of bounce events taken over 30 days ago", receipts)
     if purged:
         log.info("purged %d stale pending signups", purged)
 

@@ -222,3 +222,19 @@ def test_odd_reports_are_ignored_not_crashed_on(runner, session, raw):
         "ignored: no failed recipient or complaint recognised\n",
     )
     assert subscriber(session, "ann@example.com").status == "confirmed"
+
+
+def test_the_daily_purge_forgets_event_ids_after_30_days(app, runner, session):
+    from mailer import scheduler
+
+    t0 = clock.now()
+    clock.freeze(t0)
+    mailed(session, ["lee@example.com"])
+    assert receive(runner, dsn("lee@example.com", "4.2.2", action="delayed")).exit_code == 0
+    clock.freeze(t0 + timedelta(days=30))
+    scheduler.purge_pending_job(app)
+    assert session.scalar(select(func.count()).select_from(BounceReceipt)) == 1
+    clock.freeze(t0 + timedelta(days=30, seconds=1))
+    scheduler.purge_pending_job(app)
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(BounceReceipt)) == 0

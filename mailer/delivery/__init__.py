@@ -8,7 +8,7 @@ copies and the deliverability report (docs/ARCHITECTURE.md, "The rooms").
 """
 
 from .bounces.mailbox import FetchSummary, MailboxSettings, fetch_mailbox
-from .bounces.process import Outcome, process_events, process_report
+from .bounces.process import Outcome, process_events, process_report, purge_receipts
 from .bounces.reports import MAX_REPORT_BYTES, Finding, ReportTooLarge
 from .bounces.verp import Verp
 from .bounces.views import bp as webhooks_bp
@@ -74,6 +74,7 @@ __all__ = [
     "next_retry_at",
     "process_events",
     "process_report",
+    "purge_receipts",
     "send_pending",
     "send_test_copies",
     "send_transactional",

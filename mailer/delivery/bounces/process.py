@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -42,6 +42,9 @@ from .verp import DELIVERY, Verp, VerpRef
 log = logging.getLogger(__name__)
 
 MAILED_WITHIN = timedelta(days=30)
+# How long a taken event's id is kept: far beyond any provider's or MTA's retries (SNS:
+# hours, an MTA's queue: 5 days; a Mailgun token is refused after 5 minutes anyway).
+RECEIPTS_KEPT = timedelta(days=30)
 _SEVERITY = {COMPLAINT: 3, HARD: 2, SOFT: 1}
 
 
@@ -118,6 +121,19 @@ def process_events(
         cutoff = clock.now() - MAILED_WITHIN
         pairs = [(t, f) for f in findings if (t := _by_recipient(conn, f.recipient, cutoff))]
         return _apply(conn, config, pairs, source, (source, event_id))
+
+
+def purge_receipts(engine: Engine) -> int:
+    """Delete the ids of events taken more than :data:`RECEIPTS_KEPT` (30 days) ago.
+
+    Returns:
+        How many were deleted. The worker's daily purge job calls it.
+    """
+    with engine.begin() as conn:
+        cutoff = clock.now() - RECEIPTS_KEPT
+        return conn.execute(
+            delete(BounceReceipt).where(BounceReceipt.received_at < cutoff)
+        ).rowcount
 
 
 def _ignored(reason: str) -> Outcome:
