@@ -378,6 +378,22 @@ class Config:
         # and the first such pause in seconds (doubled for each further one, at most 1 h).
         self.MAILER_PUSHBACK_AFTER = env_int("MAILER_PUSHBACK_AFTER", 20, minimum=1)
         self.MAILER_PUSHBACK_PAUSE = env_int("MAILER_PUSHBACK_PAUSE", 15 * 60, minimum=1)
+        # Bounces and complaints (mailer/delivery/bounces/). The envelope sender's base: set,
+        # each message's MAIL FROM is bounces+TOKEN@domain (VERP); empty: MAIL FROM = From.
+        self.MAILER_BOUNCE_ADDRESS = env_str("MAILER_BOUNCE_ADDRESS", "")
+        # A mailbox that receives the reports: imaps://USER:PASSWORD@HOST:993/INBOX or
+        # pop3s://USER:PASSWORD@HOST:995; empty: no polling. The folder processed messages
+        # are moved to (IMAP only); empty: they are deleted.
+        self.MAILER_BOUNCE_MAILBOX = env_str("MAILER_BOUNCE_MAILBOX", "")
+        self.MAILER_BOUNCE_MAILBOX_DONE = env_str("MAILER_BOUNCE_MAILBOX_DONE", "")
+        self.MAILER_BOUNCE_POLL_MINUTES = env_int("MAILER_BOUNCE_POLL_MINUTES", 10, minimum=1)
+        # Provider webhooks (POST /webhooks/bounces/<provider>); empty: that provider refused.
+        self.MAILER_MAILGUN_SIGNING_KEY = env_str("MAILER_MAILGUN_SIGNING_KEY", "")
+        self.MAILER_WEBHOOK_USER = env_str("MAILER_WEBHOOK_USER", "")
+        self.MAILER_WEBHOOK_PASSWORD = env_str("MAILER_WEBHOOK_PASSWORD", "")
+        self.MAILER_SENDGRID_VERIFICATION_KEY = env_str("MAILER_SENDGRID_VERIFICATION_KEY", "")
+        # SNS topics whose SES notifications are taken, comma-separated ARNs; empty: none.
+        self.MAILER_SES_TOPIC_ARNS = env_str("MAILER_SES_TOPIC_ARNS", "")
         # DKIM
         self.MAILER_DKIM_DOMAIN = env_str("MAILER_DKIM_DOMAIN", "")
         self.MAILER_DKIM_SELECTOR = env_str("MAILER_DKIM_SELECTOR", "")

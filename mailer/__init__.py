@@ -49,8 +49,10 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
             whose driver is missing, a rate limit Flask-Limiter cannot read, a
             RATELIMIT_STORAGE_URI of no known storage or of one whose library is not
             installed, an unknown MAILER_SMTP_SECURITY, a MAILER_DIGEST_DAY/_TIME the schedule
-            cannot use, a MAILER_FROM that is not one address, a MAILER_BASE_URL that is not
-            an absolute http(s) URL, MAILER_DKIM_* settings of which only some are set or
+            cannot use, a MAILER_FROM that is not one address, a MAILER_BOUNCE_ADDRESS that
+            is not a plain address without '+', a MAILER_BOUNCE_MAILBOX that is not an
+            imaps/pop3s URL (plain imap/pop3 for loopback only), a MAILER_BASE_URL that is
+            not an absolute http(s) URL, MAILER_DKIM_* settings of which only some are set or
             whose key file cannot be read or holds no RSA key of at least 1024 bits, or in
             production (not DEBUG, not TESTING) a SECRET_KEY that is the development default,
             blank, or shorter than 32 characters (whitespace around it not counted), or a
@@ -89,7 +91,7 @@ def _config_object(config: type | Mapping | object | None) -> object:
 def _check_settings(app: Flask) -> None:
     # Here rather than in Config, so that a config class or a mapping of overrides is checked
     # too; a bad value stops the start with one line instead of failing a request or a job.
-    from .delivery import RelaySettings, sender, signer_from_config
+    from .delivery import MailboxSettings, RelaySettings, Verp, sender, signer_from_config
     from .digest.calendar import weekly_trigger
 
     config = app.config
@@ -105,6 +107,8 @@ def _check_settings(app: Flask) -> None:
     # worker (which would log the same traceback every few seconds); each names its setting.
     _refuse_value_error(sender, config)  # MAILER_FROM
     _refuse_value_error(RelaySettings.from_config, config)  # MAILER_SMTP_SECURITY
+    _refuse_value_error(Verp, config)  # MAILER_BOUNCE_ADDRESS
+    _refuse_value_error(MailboxSettings.from_config, config)  # MAILER_BOUNCE_MAILBOX
     _refuse_value_error(weekly_trigger, config)  # MAILER_DIGEST_DAY, MAILER_DIGEST_TIME
     # MAILER_DKIM_*: all three or none, and a readable RSA key; else every mail would fail.
     _refuse_value_error(signer_from_config, config)
@@ -223,6 +227,7 @@ def _register_url_converters(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from .admin.views import bp as admin_bp
+    from .delivery import webhooks_bp
     from .devmail import bp as devmail_bp
     from .digest.views import bp as archive_bp
     from .health import bp as health_bp
@@ -231,6 +236,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(subscriptions_bp)
     app.register_blueprint(archive_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(webhooks_bp)
+    csrf.exempt(webhooks_bp)  # providers post without a session; each request is verified
     app.register_blueprint(admin_bp, url_prefix="/admin")
     if app.debug:
         app.register_blueprint(devmail_bp, url_prefix="/dev")

@@ -399,3 +399,43 @@ class JobEvent(db.Model):
     kind: Mapped[str] = mapped_column(String(32), nullable=False)  # missed_week | ...
     message: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
+
+
+class Bounce(db.Model):
+    """One bounce or complaint event matched to a subscriber (``delivery.bounces``).
+
+    ``kind``: hard, soft or complaint. ``source``: receive, mailbox, or the provider.
+    ``diagnostic``: the report's text (attacker-written: shown escaped), at most 1,000 chars.
+    """
+
+    __tablename__ = "bounce"
+    __table_args__ = (Index("ix_bounce_kind_received", "kind", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery.id", ondelete="SET NULL"), index=True
+    )
+    mail_id: Mapped[int | None] = mapped_column(
+        ForeignKey("transactional_mail.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    status_code: Mapped[str | None] = mapped_column(String(16))
+    diagnostic: Mapped[str | None] = mapped_column(String(1000))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
+
+
+class BounceReceipt(db.Model):
+    """An event already taken (a webhook token or event id, a report's Message-ID): replays
+    of it change nothing."""
+
+    __tablename__ = "bounce_receipt"
+    __table_args__ = (UniqueConstraint("source", "key", name="uq_bounce_receipt_source_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)

@@ -17,13 +17,18 @@ seconds instead of APScheduler's default of one second):
 - ``signups``: turn stored signup requests into subscribers, then build and send the
   confirmation mails (every MAILER_SENDER_INTERVAL s; a job of its own so that a long digest
   send, which holds ``sender-loop``, never delays a confirmation mail).
-- ``purge-pending``: delete signups never confirmed after MAILER_PENDING_PURGE_DAYS (daily).
+- ``purge-pending``: delete signups never confirmed after MAILER_PENDING_PURGE_DAYS, and
+  the ids of bounce events taken over 30 days ago (daily).
+- ``bounce-mailbox``: poll MAILER_BOUNCE_MAILBOX for bounce and complaint reports (every
+  MAILER_BOUNCE_POLL_MINUTES; only when the mailbox is set).
 
 A worker that was down at send time catches up at start (:func:`catch_up`). The calendar
 and the rule of which issue a run sends live in the digest room (``digest.schedule``).
 """
 
 import logging
+import poplib
+from imaplib import IMAP4
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -33,7 +38,14 @@ from sqlalchemy.orm import Session
 
 from . import clock, create_app
 from .content.feeds import refresh_all
-from .delivery import PreflightFailed, send_pending, send_transactional, start_issue
+from .delivery import (
+    PreflightFailed,
+    fetch_mailbox,
+    purge_receipts,
+    send_pending,
+    send_transactional,
+    start_issue,
+)
 from .digest import schedule
 from .digest.periods import period_for
 from .digest.schedule import CatchUp
@@ -47,6 +59,7 @@ FEED_REFRESH_JOB = "feed-refresh"
 SENDER_JOB = "sender-loop"
 SIGNUP_JOB = "signups"
 PURGE_PENDING_JOB = "purge-pending"
+BOUNCE_MAILBOX_JOB = "bounce-mailbox"
 PURGE_TIME = (3, 17)  # hour, minute in MAILER_TIMEZONE: a quiet time, off the full hour
 # Jobs whose next run is due while the last one still works (a long send holds sender-loop):
 # the skip is expected, not news, and APScheduler would warn about it every few seconds.
@@ -73,7 +86,8 @@ def quiet_skipped_runs() -> None:
 
 
 def build_scheduler(app: Flask) -> BlockingScheduler:
-    """Return a BlockingScheduler (not started) with the five jobs bound to ``app``.
+    """Return a BlockingScheduler (not started) with the jobs bound to ``app`` (five, and
+    ``bounce-mailbox`` when ``MAILER_BOUNCE_MAILBOX`` is set).
 
     Raises:
         ValueError: a schedule setting of ``app.config`` is malformed; the message names it.
@@ -98,6 +112,9 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     hour, minute = PURGE_TIME
     daily = CronTrigger(hour=hour, minute=minute, timezone=config["MAILER_TIMEZONE"])
     add(purge_pending_job, daily, id=PURGE_PENDING_JOB, **options)
+    if config.get("MAILER_BOUNCE_MAILBOX"):
+        polls = IntervalTrigger(minutes=int(config["MAILER_BOUNCE_POLL_MINUTES"]))
+        add(bounce_mailbox_job, polls, id=BOUNCE_MAILBOX_JOB, **options)
     return scheduler
 
 
@@ -245,9 +262,25 @@ def _log_summary(summary, logged_leases: dict) -> None:
 
 
 def purge_pending_job(app: Flask) -> None:
-    """Delete pending signups older than MAILER_PENDING_PURGE_DAYS days (never confirmed)."""
+    """Delete pending signups older than MAILER_PENDING_PURGE_DAYS days (never confirmed),
+    and the ids of bounce events taken more than 30 days ago (replays are long over)."""
     with app.app_context():
         purged = purge_stale_pending(db.session, int(app.config["MAILER_PENDING_PURGE_DAYS"]))
         db.session.commit()
+        receipts = purge_receipts(db.engine)  # ids of bounce events taken over 30 days ago
+    if receipts:
+        log.info("purged %d ids of bounce events taken over 30 days ago", receipts)
     if purged:
         log.info("purged %d stale pending signups", purged)
+
+
+def bounce_mailbox_job(app: Flask) -> None:
+    """Poll the bounce mailbox once; a mail server that does not answer is logged (next poll)."""
+    with app.app_context():
+        try:
+            summary = fetch_mailbox(db.engine, app.config)
+        except (OSError, IMAP4.error, poplib.error_proto) as exc:
+            log.warning("bounce mailbox: cannot read it: %s", exc)
+            return
+    if summary.processed or summary.kept:
+        log.info("bounce mailbox: %d processed, %d kept", summary.processed, summary.kept)

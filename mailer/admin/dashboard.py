@@ -25,6 +25,22 @@ class Alert:
     link: str
 
 
+def _rate_warnings(recent: list, stats: dict) -> list[Alert]:
+    found = []
+    for issue in recent:
+        s = stats[issue.id]
+        link = url_for("admin.issue_detail", number=issue.number)
+        if s.bounce_rate is not None and s.bounce_rate > queries.HARD_BOUNCE_WARNING:
+            found.append(Alert(f"Issue #{issue.number}: {s.bounce_rate:.1%} of its messages "
+                               "bounced hard (above 2 %): clean the list before the next send",
+                               link))  # fmt: skip
+        if s.complaint_rate is not None and s.complaint_rate > queries.COMPLAINT_WARNING:
+            found.append(Alert(f"Issue #{issue.number}: {s.complaint_rate:.2%} of its "
+                               "recipients complained (above 0.1 %): mailbox providers "
+                               "will start filtering the newsletter", link))  # fmt: skip
+    return found
+
+
 def _warnings(findings: list, now) -> list[Alert]:
     """What needs an operator, and nothing else (issue 12): nothing when all is well."""
     session = db.session
@@ -135,6 +151,7 @@ def dashboard():
     # Only a built draft is checked: a preview is not going anywhere yet.
     findings = preflight.check_issue(issue, current_app.config, spamassassin=False) if built else []
     recent = queries.recent_issues(session)
+    stats = queries.issue_stats(session, recent)
     growth = queries.weekly_confirmations(
         session, now=now, tz=current_app.config["MAILER_TIMEZONE"], weeks=GROWTH_WEEKS
     )
@@ -152,7 +169,7 @@ def dashboard():
         next_issue=issue,
         next_built=built,
         recent=recent,
-        stats=queries.issue_stats(session, recent),
-        warnings=_warnings(findings, now),
+        stats=stats,
+        warnings=_rate_warnings(recent, stats) + _warnings(findings, now),
         events=queries.recent_job_events(session, now),
     )

@@ -18,9 +18,12 @@ def when(value: datetime | None) -> str:
 
 
 @bp.app_template_filter("rate")
-def rate(value: float | None) -> str:
-    """Format a fraction as a percentage with one decimal ("1.5%"); "—" for None."""
-    return "—" if value is None else f"{value:.1%}"
+def rate(value: float | None, decimals: int = 1) -> str:
+    """Format a fraction as a percentage with ``decimals`` decimals ("1.5%"); "—" for None.
+
+    Complaint rates use two (their threshold is 0.1 %).
+    """
+    return "—" if value is None else f"{value:.{decimals}%}"
 
 
 @bp.app_template_filter("duration")

@@ -10,7 +10,16 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from ..models import ConsentEvent, Delivery, DeliveryStatus, Feed, Issue, Item, Subscriber
+from ..models import (
+    Bounce,
+    ConsentEvent,
+    Delivery,
+    DeliveryStatus,
+    Feed,
+    Issue,
+    Item,
+    Subscriber,
+)
 
 PAGE_SIZE = 50
 EXPORT_COLUMNS = (
@@ -185,3 +194,26 @@ def issue_page(
     issues = list(session.scalars(query.order_by(Issue.number.desc()).limit(size + 1)))
     older = issues[size - 1].number if len(issues) > size else None
     return issues[:size], older
+
+
+BOUNCE_KINDS = ("hard", "soft", "complaint")
+
+
+def latest_bounces(
+    session: Session, *, kind: str = "", subscriber_id: int | None = None, limit: int = 200
+) -> list[tuple]:
+    """Return [(Bounce, subscriber address, issue number or None)], newest first.
+
+    ``kind``: one of :data:`BOUNCE_KINDS` to filter, "" for all.
+    """
+    query = (
+        select(Bounce, Subscriber.email, Issue.number)
+        .join(Subscriber, Subscriber.id == Bounce.subscriber_id)
+        .outerjoin(Delivery, Delivery.id == Bounce.delivery_id)
+        .outerjoin(Issue, Issue.id == Delivery.issue_id)
+    )
+    if kind in BOUNCE_KINDS:
+        query = query.where(Bounce.kind == kind)
+    if subscriber_id is not None:
+        query = query.where(Bounce.subscriber_id == subscriber_id)
+    return list(session.execute(query.order_by(Bounce.id.desc()).limit(limit)).tuples())

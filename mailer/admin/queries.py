@@ -12,6 +12,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from ..models import (
+    Bounce,
     Delivery,
     DeliveryStatus,
     Feed,
@@ -26,16 +27,25 @@ from ..models import (
 
 RATE_WINDOW = timedelta(minutes=10)
 WARNING_WINDOW = timedelta(days=14)
+# "Needs attention" above these (Gmail's and Yahoo's bulk-sender rules watch both).
+HARD_BOUNCE_WARNING = 0.02
+COMPLAINT_WARNING = 0.001
 
 
 @dataclass(frozen=True)
 class IssueStats:
-    """Delivery counts of one issue, with hard bounces and attributed unsubscribes."""
+    """Delivery counts of one issue, with hard bounces, complaints and attributed unsubscribes.
+
+    ``bounces``: refused by the relay (5xx); ``reported``: sent, then reported as a hard
+    bounce (a DSN, a provider event); ``complaints``: sent, then reported as spam.
+    """
 
     issue_id: int
     counts: dict[str, int]
     bounces: int
     unsubscribes: int
+    reported: int = 0
+    complaints: int = 0
 
     @property
     def total(self) -> int:
@@ -48,9 +58,16 @@ class IssueStats:
 
     @property
     def bounce_rate(self) -> float | None:
-        """Hard bounces (5xx) per delivery attempted to the end (sent + failed), or None."""
+        """Hard bounces (relay 5xx and later reports) per delivery attempted to the end (sent +
+        failed), or None."""
         done = self.count(DeliveryStatus.SENT) + self.count(DeliveryStatus.FAILED)
-        return self.bounces / done if done else None
+        return (self.bounces + self.reported) / done if done else None
+
+    @property
+    def complaint_rate(self) -> float | None:
+        """Complaints per message sent, or None before any was sent."""
+        sent = self.count(DeliveryStatus.SENT)
+        return self.complaints / sent if sent else None
 
     @property
     def unsubscribe_rate(self) -> float | None:
@@ -155,15 +172,33 @@ def issue_stats(session: Session, issues: list[Issue]) -> dict[int, IssueStats]:
         .group_by(Delivery.issue_id)
     )
     bounces = dict(session.execute(hard).tuples().all())
+    reports = _reported(session, ids)
     return {
         issue.id: IssueStats(
             issue.id,
             counts[issue.id],
             bounces.get(issue.id, 0),
             _unsubscribes_after(session, issue),
+            reports.get((issue.id, "hard"), 0),
+            reports.get((issue.id, "complaint"), 0),
         )
         for issue in issues
     }
+
+
+def _reported(session: Session, ids: list[int]) -> dict[tuple[int, str], int]:
+    # {(issue id, kind): deliveries} of sent messages later reported hard or as spam.
+    query = (
+        select(Delivery.issue_id, Bounce.kind, func.count(func.distinct(Bounce.delivery_id)))
+        .join(Delivery, Delivery.id == Bounce.delivery_id)
+        .where(
+            Delivery.issue_id.in_(ids),
+            Delivery.status == DeliveryStatus.SENT,
+            Bounce.kind.in_(("hard", "complaint")),
+        )
+        .group_by(Delivery.issue_id, Bounce.kind)
+    )
+    return {(issue_id, kind): number for issue_id, kind, number in session.execute(query)}
 
 
 @dataclass(frozen=True)

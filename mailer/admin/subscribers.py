@@ -45,7 +45,7 @@ def subscriber_list():
 
 @bp.get("/subscribers/<int:subscriber_id>")
 def subscriber_detail(subscriber_id: int):
-    """One subscriber: status, consent history and deliveries."""
+    """One subscriber: status, consent history, bounces and deliveries."""
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return _not_found(subscriber_id)
@@ -54,6 +54,7 @@ def subscriber_detail(subscriber_id: int):
         subscriber=subscriber,
         events=listing.consent_events(db.session, subscriber.id),
         deliveries=listing.subscriber_deliveries(db.session, subscriber.id),
+        bounces=listing.latest_bounces(db.session, subscriber_id=subscriber.id, limit=50),
         can_unsubscribe=subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED),
     )
 

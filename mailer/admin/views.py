@@ -6,6 +6,7 @@ them here is what attaches those routes.
 
 from . import (  # noqa: F401 - imported for the routes they add to bp
     auth,
+    bounces,
     dashboard,
     feeds,
     filters,

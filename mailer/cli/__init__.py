@@ -6,6 +6,7 @@ from flask import Flask
 def register_commands(app: Flask) -> None:
     """Attach every command group to ``app.cli``."""
     from .admin import create_admin_command
+    from .bounces import bounces_cli
     from .deliverability import deliverability_cli, dkim_cli
     from .digest import digest_cli
     from .feeds import feeds_cli, items_cli
@@ -14,6 +15,7 @@ def register_commands(app: Flask) -> None:
     from .worker import worker_command
 
     for command in (
+        bounces_cli,
         create_admin_command,
         deliverability_cli,
         dkim_cli,

@@ -7,6 +7,12 @@ hold the ledger, the issue's status, the retry rule, bounces, transactional mail
 copies and the deliverability report (docs/ARCHITECTURE.md, "The rooms").
 """
 
+from .bounces.mailbox import FetchSummary, MailboxSettings, fetch_mailbox
+from .bounces.process import Outcome, process_events, process_report, purge_receipts
+from .bounces.reports import MAX_REPORT_BYTES, Finding, ReportTooLarge
+from .bounces.verp import Verp
+from .bounces.views import bp as webhooks_bp
+from .bounces.webhooks import PROVIDERS, WebhookResult, handle_webhook
 from .deliverability import check_deliverability, dns_lookup
 from .dispatch import (
     SendProgress,
@@ -36,30 +42,44 @@ from .smtp.settings import RelaySettings
 from .testcopy import TestCopyResult, send_test_copies
 
 __all__ = [
+    "MAX_REPORT_BYTES",
+    "PROVIDERS",
     "DeliveryError",
+    "FetchSummary",
+    "Finding",
     "DkimConfigError",
     "HeaderValueError",
     "InvalidTransition",
+    "MailboxSettings",
     "NothingToSend",
     "PUSHBACK",
+    "Outcome",
     "PreflightFailed",
     "RelaySettings",
+    "ReportTooLarge",
     "SendProgress",
     "SendSummary",
     "TestCopyResult",
+    "Verp",
+    "WebhookResult",
     "change_issue_status",
     "build_test_message",
     "check_deliverability",
     "dns_lookup",
     "dns_record",
     "enqueue_issue",
+    "fetch_mailbox",
     "fill_markers",
     "generate_ed25519_key",
+    "handle_webhook",
     "generate_private_key",
     "issue_by_number",
     "key_bits",
     "next_retry_at",
     "recipient_count",
+    "process_events",
+    "process_report",
+    "purge_receipts",
     "send_pending",
     "send_test_copies",
     "send_transactional",
@@ -70,5 +90,6 @@ __all__ = [
     "stop_sending",
     "unsubscribe_url_of_test_copy",
     "waiting_for_hourly_cap",
+    "webhooks_bp",
     "write_private_key",
 ]

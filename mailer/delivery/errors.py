@@ -51,3 +51,19 @@ class RelayError(DeliveryError, ConnectionError):
 
 class RecipientNotSupported(DeliveryError):
     """The recipient address needs an extension the relay lacks (SMTPUTF8, RFC 6531 §3.4)."""
+
+
+class Unverified(DeliveryError):
+    """A bounce webhook request that does not prove its origin; nothing was changed.
+
+    ``challenge``: credentials were missing or wrong (HTTP basic auth: answer 401 with a
+    challenge); otherwise a signature, token or timestamp failed (403).
+    """
+
+    def __init__(self, reason: str, challenge: bool = False):
+        super().__init__(reason)
+        self.challenge = challenge
+
+
+class BadPayload(DeliveryError, ValueError):
+    """A verified bounce webhook request whose body is not what its provider sends."""

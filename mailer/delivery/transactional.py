@@ -28,6 +28,7 @@ from sqlalchemy.sql import Update
 from .. import clock
 from ..models import DeliveryStatus, Subscriber, TransactionalMail
 from ..subscriptions.service import CONFIRM_KIND, PENDING, render_confirmation
+from .bounces.verp import MAIL, Verp
 from .errors import RecipientNotSupported, RelayError
 from .ledger import Tally, Transition
 from .message import build_transactional
@@ -146,11 +147,12 @@ def send_due(engine: Engine, config: Mapping) -> Tally:
     relay = SmtpConnection(RelaySettings.from_config(config))
     retry_for = retry_window(config)
     first_pause = timedelta(seconds=int(config.get("MAILER_PUSHBACK_PAUSE", 900)))
+    verp = Verp(config)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         try:
             while rows := _claim(conn, clock.now()):
                 for row in rows:
-                    reply = _send_one(conn, relay, row, retry_for, tally)
+                    reply = _send_one(conn, relay, row, retry_for, tally, verp)
                     if reply is not None and reply.pushback:
                         pushback_wait(conn, row, reply, first_pause)
                         tally.deferred += 1
@@ -162,12 +164,12 @@ def send_due(engine: Engine, config: Mapping) -> Tally:
     return tally
 
 
-def _send_one(conn, relay: SmtpConnection, row, retry_for: timedelta, tally):
+def _send_one(conn, relay: SmtpConnection, row, retry_for: timedelta, tally, verp: Verp):
     # Returns the reply, or None after a relay error (the run stops). A pushback reply is
     # left to the caller, unrecorded.
     mail_id, recipient, body = row[:3]
     try:
-        reply = relay.send(recipient, body)
+        reply = relay.send(recipient, body, sender=verp.sender(MAIL, mail_id))
     except RelayError as exc:
         if is_pushback(exc.code, exc.text):
             return SmtpReply(exc.code, exc.text)

@@ -103,6 +103,25 @@ def mark_bounced(session: Session, subscriber: Subscriber, *, reply: str) -> boo
     return changed
 
 
+def record_complaint(
+    session: Session, subscriber: Subscriber, *, source: str, detail: str | None = None
+) -> bool:
+    """A complaint ("this is spam": an ARF report, RFC 5965, or a provider's event): the
+    subscriber is unsubscribed at once and a consent event "complaint" names its ``source``
+    (receive, mailbox, or the provider); commits.
+
+    Recorded even when they had already left (each complaint is a fact worth keeping).
+
+    Returns:
+        True when this unsubscribed them now; False when they were already unsubscribed.
+    """
+    now = clock.now()
+    changed = change_status(session, subscriber, "unsubscribe", now)
+    record_event(session, subscriber, "complaint", now, source=source, detail=detail)
+    session.commit()
+    return changed
+
+
 def purge_stale_pending(session: Session, older_than_days: int) -> int:
     """Delete pending subscribers whose last signup request is older than the given days.
 

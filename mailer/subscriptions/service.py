@@ -8,7 +8,13 @@ module re-exports them so that callers need only ``subscriptions.service``.
 """
 
 from .addresses import normalize_email
-from .lifecycle import erase_subscriber, mark_bounced, purge_stale_pending, unsubscribe_subscriber
+from .lifecycle import (
+    erase_subscriber,
+    mark_bounced,
+    purge_stale_pending,
+    record_complaint,
+    unsubscribe_subscriber,
+)
 from .limits import CONFIRM_KIND
 from .links import (
     ALREADY,
@@ -61,6 +67,7 @@ __all__ = [
     "normalize_email",
     "process_signup_requests",
     "purge_stale_pending",
+    "record_complaint",
     "render_confirmation",
     "request_subscription",
     "unsubscribe_by_token",

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from sqlalchemy.engine import Engine
 
 from .. import ledger
+from ..bounces.verp import DELIVERY, Verp
 from ..errors import RecipientNotSupported, RelayError
 from ..ledger import Tally
 from ..smtp.channel import Channel
@@ -60,6 +61,7 @@ class IssueSender:
         self.tally = Tally()
         self.rules = ledger.Rules.from_config(config)
         self.settings = RelaySettings.from_config(config)
+        self.verp = Verp(config)
         self.channels = [Channel(self.settings, index) for index in range(max(1, connections))]
         self.throttle = Throttle(rate)
         self.rows = Rows(issue_id, claims.worker_id(slot), config)
@@ -174,7 +176,8 @@ class IssueSender:
 
     def _commands(self, job: Job, channel: Channel) -> list[bytes] | None:
         try:
-            return envelope_commands(self.settings.sender, job.row.email, channel.smtputf8)
+            sender = self.verp.sender(DELIVERY, job.row.delivery_id)
+            return envelope_commands(sender, job.row.email, channel.smtputf8)
         except RecipientNotSupported as exc:
             self.outcomes.not_sendable(job.row, str(exc))
             return None

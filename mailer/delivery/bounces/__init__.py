@@ -1,19 +1,24 @@
 """Bounces: what a refused message does to its subscriber, and suppression.
 
-Today the bounces counted are the relay's own replies: a 5xx to a recipient is one hard
-bounce (``MAILER_BOUNCE_LIMIT`` of them suppress the address); a message that failed after
-its retry window of 4xx replies is one soft failure (``MAILER_SOFT_BOUNCE_LIMIT`` in a row
+This package holds bounces and complaints: here the counting every source goes through;
+:mod:`.verp` (the signed envelope sender), :mod:`.reports` (reading a mailed report),
+:mod:`.process` (the one processor), :mod:`.mailbox`, :mod:`.webhooks`, :mod:`.sns` and
+:mod:`.views` (the ways in).
+
+The relay's own replies count here directly: a 5xx to a recipient is one hard bounce
+(``MAILER_BOUNCE_LIMIT`` of them suppress the address); a message that failed after its
+retry window of 4xx replies is one soft failure (``MAILER_SOFT_BOUNCE_LIMIT`` in a row
 suppress it); an accepted message ends the row of soft failures. Suppression is the
-subscriptions room's ``mark_bounced``. Any other source of bounces (delivery reports,
-feedback loops, provider webhooks) counts through these same functions.
+subscriptions room's ``mark_bounced``. Delivery reports and provider events count through
+these same functions (:mod:`.process`).
 """
 
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ..models import Subscriber
-from ..subscriptions.service import mark_bounced
+from ...models import Subscriber
+from ...subscriptions.service import mark_bounced
 
 
 def reset_soft_failures(conn: Connection, subscriber_id: int) -> None:
