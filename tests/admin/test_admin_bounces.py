@@ -8,8 +8,8 @@ import pytest
 from mailer.delivery import process_report
 from mailer.extensions import db
 from mailer.models import Delivery
-from tests.support.bounces import arf, dsn, mailed
 from tests.support.admin import signed_in_client
+from tests.support.bounces import arf, dsn, mailed
 
 EVIL = "<script>alert(1)</script>"
 

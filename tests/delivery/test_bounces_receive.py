@@ -6,7 +6,6 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -14,9 +13,9 @@ from sqlalchemy import func, select
 from mailer import clock
 from mailer.delivery.bounces.verp import DELIVERY, Verp
 from mailer.models import Bounce, BounceReceipt, ConsentEvent, Delivery, Subscriber
+from tests.conftest import ROOT
 from tests.support.bounces import arf, dsn, mailed, out_of_office, shared_reports
 
-ROOT = Path(__file__).resolve().parent.parent
 BOUNCE_ADDRESS = "bounces@news.example.jp"
 NEVER_SUBSCRIBED = "zzzzz@example.uk"  # named by dsn_02.txt, never on our list
 
