@@ -102,7 +102,7 @@ def test_a_mail_for_someone_confirmed_before_it_was_built_is_skipped(client, ses
         session.connection(), sub.id, sub.email, current_app.config, clock.now()
     )
     session.commit()
-    assert service.compose_confirmations(session, current_app.config) == 0
+    assert transactional.compose_confirmations(session, current_app.config) == 0
     session.expire_all()
     mails = session.scalars(select(TransactionalMail).order_by(TransactionalMail.id)).all()
     assert [m.status for m in mails] == ["queued", "skipped"]

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from ..subscriptions.topics import describe
 from .blueprint import bp
 
 
@@ -33,3 +34,9 @@ def duration(value: timedelta | None) -> str:
         return "under a minute"
     hours, minutes = divmod(minutes, 60)
     return f"about {hours} h {minutes} min" if hours else f"about {minutes} min"
+
+
+@bp.app_template_filter("topics")
+def topics(value: str | None) -> str:
+    """Format stored topics for people ("News and job openings"); "—" for None."""
+    return describe(value) if value else "—"

@@ -22,8 +22,9 @@ from flask import (
 from ..extensions import csrf, db, limiter
 from . import service
 from .addresses import ENCODING_MESSAGE, printable
-from .errors import InvalidAddress, InvalidToken, StaleToken, UnknownSubscriber
+from .errors import InvalidAddress, InvalidSections, InvalidToken, StaleToken, UnknownSubscriber
 from .service import Visitor
+from .topics import parse_sections
 
 bp = Blueprint("subscriptions", __name__)
 
@@ -82,7 +83,8 @@ def index():
     return render_template("subscriptions/index.html", email="", error=None)
 
 
-def _read_signup() -> tuple[object, bool] | None:
+def _read_signup() -> tuple[object, bool, object] | None:
+    """(email, honeypot filled, sections) as sent: sections is None when absent."""
     if request.is_json:
         try:
             data = request.get_json(silent=True)
@@ -91,10 +93,13 @@ def _read_signup() -> tuple[object, bool] | None:
         if not isinstance(data, dict):
             return None
         # A missing field is "" (enter your address); null, numbers, lists stay as they are.
-        return data.get("email", ""), bool(str(data.get(HONEYPOT_FIELD) or "").strip())
+        honeypot = bool(str(data.get(HONEYPOT_FIELD) or "").strip())
+        return data.get("email", ""), honeypot, data.get("sections")
     if _undecodable_form():
         raise InvalidAddress(ENCODING_MESSAGE)
-    return request.form.get("email", ""), bool(request.form.get(HONEYPOT_FIELD, "").strip())
+    form = request.form
+    sections = form.getlist("sections") if "sections" in form else None
+    return form.get("email", ""), bool(form.get(HONEYPOT_FIELD, "").strip()), sections
 
 
 def _undecodable_form() -> bool:
@@ -127,7 +132,12 @@ def subscribe():
         return _invalid(exc.message, "", 400)
     if signup is None:
         return _invalid('Send a JSON object like {"email": "name@example.com"}.', "", 400)
-    raw, honeypot = signup
+    raw, honeypot, chosen = signup
+    typed = raw if isinstance(raw, str) else ""
+    try:
+        sections = parse_sections(chosen)
+    except InvalidSections as exc:
+        return _invalid(exc.message, typed, 400, error="invalid_sections")
     source = request.referrer or request.headers.get("Origin") or "web"
     try:
         service.request_subscription(
@@ -136,9 +146,10 @@ def subscribe():
             config=current_app.config,
             visitor=_visitor(source),
             honeypot=honeypot,
+            sections=sections,
         )
     except InvalidAddress as exc:
-        return _invalid(exc.message, raw if isinstance(raw, str) else "", 422)
+        return _invalid(exc.message, typed, 422)
     if _wants_json():
         return jsonify(status="ok", message=THANKS_MESSAGE)
     return _thanks_page()
@@ -159,9 +170,9 @@ def _thanks_page() -> str:
     return page
 
 
-def _invalid(message: str, typed: str, status: int):
+def _invalid(message: str, typed: str, status: int, error: str = "invalid_email"):
     if _wants_json():
-        return jsonify(status="error", error="invalid_email", message=message), status
+        return jsonify(status="error", error=error, message=message), status
     # Strip control characters (NUL included) before echoing the value into the form.
     typed = printable(typed[:320]) if isinstance(typed, str) else ""
     return render_template("subscriptions/index.html", email=typed, error=message), status

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import select
 
+from mailer.delivery.transactional import compose_confirmations
 from mailer.models import ConsentEvent, Subscriber, TransactionalMail
-from mailer.subscriptions.service import compose_confirmations, process_signup_requests
+from mailer.subscriptions.service import process_signup_requests
 
 _CONFIRM_RE = re.compile(r"https?://[^\s<>\"]+/confirm/[A-Za-z0-9_.\-]+")
 
