@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Update
 
@@ -68,7 +68,11 @@ def delivery_transition(action: str) -> Update:
     here. Raises KeyError for an unknown action.
     """
     rule = DELIVERY_TRANSITIONS[action]
-    return update(Delivery).where(Delivery.status.in_(rule.sources)).values(status=rule.target)
+    # Plain comparisons, not IN (...): an IN list is an "expanding" parameter that SQLAlchemy
+    # fills in at execution, which the sender's precompiled statements (sender/statements.py,
+    # run on the DBAPI cursor) cannot do.
+    allowed = or_(*(Delivery.status == status for status in sorted(rule.sources)))
+    return update(Delivery).where(allowed).values(status=rule.target)
 
 
 @dataclass

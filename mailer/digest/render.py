@@ -120,15 +120,22 @@ def sections_view(items: Mapping[str, Sequence[Item]], tz_name: str) -> list[Dig
 
 
 def render_issue(
-    config: Mapping, *, number: int, period: str, sections: Sequence[DigestSection]
+    config: Mapping,
+    *,
+    number: int,
+    period: str,
+    sections: Sequence[DigestSection],
+    variant: str = Section.BOTH,
 ) -> tuple[RenderedMail, str]:
-    """Render the digest triplet for an issue and inline its CSS (once per issue).
+    """Render the digest triplet for an issue and inline its CSS (once per issue variant).
 
     Args:
         config: the app config (MAILER_NAME, MAILER_BASE_URL, MAILER_POSTAL_ADDRESS, ...).
         number: the issue number (for the "view in browser" link /archive/<number>).
         period: the ISO week, e.g. "2026-W49".
-        sections: from :func:`sections_view`.
+        sections: from :func:`sections_view` (a variant passes only its own section).
+        variant: the topics this rendering is for (``Section.key`` form); in the templates'
+            context as ``variant``.
 
     Returns:
         (mail, preheader): subject, text and HTML (CSS inlined), and the preheader text.
@@ -144,6 +151,7 @@ def render_issue(
         headline=cut(titles[0], SUBJECT_HEADLINE_COLUMNS) if titles else "",
         preheader=preheader,
         sections=sections,
+        variant=variant,
         base_url=base_url,
         site_host=urlsplit(base_url).netloc,
         archive_url=f"{base_url}/archive/{number}",

@@ -35,16 +35,18 @@ from ... import clock
 from . import headers as hdr
 from .assemble import assemble
 from .body import choose_cte
-from .compiled import MARKERS, CompiledIssue
+from .compiled import MARKERS, CompiledIssue, CompiledVariants
 from .dkim import DkimSigner, signer_from_config
 from .headers import message_id
 
 __all__ = [
     "CompiledIssue",
+    "CompiledVariants",
     "build_message",
     "build_test_message",
     "build_transactional",
     "compile_issue",
+    "compile_variants",
     "message_id",
 ]
 
@@ -140,6 +142,15 @@ def compile_issue(issue, config) -> CompiledIssue:
         What :func:`build_message` raises for the settings.
     """
     return CompiledIssue(issue, config, signer_from_config(config))
+
+
+def compile_variants(issue, config) -> CompiledVariants:
+    """Compile ``issue`` once per variant (the whole issue and each ``IssueVariant``).
+
+    The sender picks each subscriber's message with ``for_sections(subscriber.sections)``.
+    Raises what :func:`build_message` raises for the settings.
+    """
+    return CompiledVariants(issue, config, signer_from_config(config))
 
 
 def build_test_message(issue, recipient: str, config) -> bytes:

@@ -86,6 +86,7 @@ class Claimed:
     attempts: int
     retry_until: datetime | None
     soft_failures: int
+    sections: str  # the subscriber's topics: which variant of the issue they get
 
 
 def claim_batch(
@@ -114,6 +115,7 @@ def claim_batch(
             Delivery.attempts,
             Delivery.retry_until,
             Subscriber.soft_failures_in_row,
+            Subscriber.sections,
         )
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.in_(ids))

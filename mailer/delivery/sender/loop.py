@@ -44,7 +44,7 @@ class IssueSender:
 
     Args:
         engine: the SQLAlchemy engine (one autocommit connection is taken from it).
-        config: the app config. issue_id: Issue.id. compiled: its ``message.CompiledIssue``.
+        config: the app config. issue_id: Issue.id. compiled: its ``message.CompiledVariants``.
         connections: how many relay connections to keep busy.
         rate: messages/s for this sender as a whole (0 = unlimited).
         stop: an Event; once set, no new message starts and :meth:`run` returns when the

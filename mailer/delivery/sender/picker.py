@@ -19,6 +19,7 @@ from .outcomes import Outcomes
 from .statements import CHECK_AHEAD, HotPath
 
 LEFT_REPLY = "not sent: the subscriber is {status} now"
+NO_ITEMS_REPLY = "not sent: no new items in the subscriber's topics ({sections}) this issue"
 CHECK_FRESH = 0.05  # seconds a pre-send check stays good
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
 
@@ -29,7 +30,7 @@ class Picker:
     Args:
         rows: the sender's claimed rows. hot: its per-message statements.
         outcomes: where skipped and unsendable rows are recorded.
-        compiled: the issue's ``message.CompiledIssue``. config: the app config.
+        compiled: the issue's ``message.CompiledVariants``. config: the app config.
     """
 
     def __init__(self, rows: Rows, hot: HotPath, outcomes: Outcomes, compiled, config: Mapping):
@@ -80,9 +81,14 @@ class Picker:
         return "send"
 
     def _personalise(self, row: Claimed) -> Job | None:
+        compiled = self.compiled.for_sections(row.sections)
+        if compiled is None:
+            # The topics changed after the issue was queued, to ones without items.
+            self.outcomes.skipped(row, NO_ITEMS_REPLY.format(sections=row.sections))
+            return None
         token = make_unsubscribe_token(self.secret_key, row.subscriber_id, row.version)
         try:
-            parts = self.compiled.personalise_parts(
+            parts = compiled.personalise_parts(
                 row.subscriber_id, row.email, unsubscribe_url(self.base_url, token)
             )
         except ValueError as exc:  # an address that cannot be written into a header
