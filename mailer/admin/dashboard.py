@@ -7,6 +7,7 @@ from flask import current_app, render_template, url_for
 from .. import clock
 from ..digest import preflight
 from ..extensions import db
+from ..subscriptions.preferences import REASONS
 from . import queries
 from .blueprint import bp
 from .charts import bar_chart
@@ -94,4 +95,5 @@ def dashboard():
         stats=queries.issue_stats(session, recent),
         warnings=_warnings(findings),
         events=queries.recent_job_events(session, now),
+        reasons=queries.unsubscribe_reasons(session, REASONS),
     )

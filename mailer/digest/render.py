@@ -1,9 +1,10 @@
 """Render an issue once: items -> reader's view -> templates -> CSS inlined (css-inline).
 
-The stored ``Issue.html`` and ``Issue.text`` are the same for every subscriber except two
+The stored ``Issue.html`` and ``Issue.text`` are the same for every subscriber except three
 markers that the delivery room fills in per recipient (in bytes, after encoding):
-:data:`UNSUBSCRIBE_URL_MARKER` and :data:`RECIPIENT_MARKER`. They are plain ASCII without
-``&``, ``<``, ``>`` or quotes, so neither Jinja's autoescaping nor css-inline changes them.
+:data:`UNSUBSCRIBE_URL_MARKER`, :data:`PREFERENCES_URL_MARKER` and :data:`RECIPIENT_MARKER`.
+They are plain ASCII without ``&``, ``<``, ``>`` or quotes, so neither Jinja's autoescaping
+nor css-inline changes them.
 """
 
 import re
@@ -23,7 +24,8 @@ from .plaintext import TextBlock, clean_line, cut, cut_blocks, html_to_blocks, h
 
 UNSUBSCRIBE_URL_MARKER = "@@UNSUBSCRIBE_URL@@"
 RECIPIENT_MARKER = "@@RECIPIENT@@"
-MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER)
+PREFERENCES_URL_MARKER = "@@PREFERENCES_URL@@"
+MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER, PREFERENCES_URL_MARKER)
 
 SUMMARY_COLUMNS = 240  # display columns (a Japanese character is 2) of a summary cut
 TEXT_WIDTH = 72  # columns of the text part (RFC 3676 suggests under 78)
@@ -160,6 +162,7 @@ def render_issue(
         logo_height=int(config.get("MAILER_LOGO_HEIGHT", 40)),
         postal_address=clean_line(config.get("MAILER_POSTAL_ADDRESS", "")),
         unsubscribe_url=UNSUBSCRIBE_URL_MARKER,
+        preferences_url=PREFERENCES_URL_MARKER,
         recipient=RECIPIENT_MARKER,
         text_width=TEXT_WIDTH,
         wrap=wrap,
@@ -189,7 +192,19 @@ def fill_web_version(text: str, base_url: str) -> str:
     admin's previews fill the markers as a test copy does: ``admin.next_issue.web_version``.)
     """
     base_url = base_url.rstrip("/")
-    return text.replace(UNSUBSCRIBE_URL_MARKER, f"{base_url}/").replace(RECIPIENT_MARKER, "you")
+    for marker in (UNSUBSCRIBE_URL_MARKER, PREFERENCES_URL_MARKER):
+        text = text.replace(marker, f"{base_url}/")
+    return text.replace(RECIPIENT_MARKER, "you")
+
+
+def preferences_url_of(unsubscribe_url: str) -> str:
+    """The preference page of the subscriber whose unsubscribe URL is ``unsubscribe_url``.
+
+    Both pages take the same token (``/unsubscribe/<token>``, ``/preferences/<token>``), so
+    the sender fills both markers from the one token it signs per message.
+    """
+    head, found, token = unsubscribe_url.rpartition("/unsubscribe/")
+    return f"{head}/preferences/{token}" if found else unsubscribe_url
 
 
 def replace_footer(html: str, footer_html: str) -> str:

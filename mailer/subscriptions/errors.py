@@ -57,3 +57,7 @@ class InvalidSections(SubscriptionError, ValueError):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class UnknownChoice(SubscriptionError):
+    """A preference-page POST with an action or reason the page does not offer."""

@@ -128,6 +128,14 @@ def _load_unsubscribe(session: Session, token: str, config: Mapping) -> Subscrib
         return None
 
 
+def subscriber_of_unsubscribe_token(
+    session: Session, token: str, config: Mapping
+) -> Subscriber | None:
+    """The subscriber an unsubscribe token names (also the preference page's token), or None
+    when erased since. Raises InvalidToken (forged) or StaleToken (earlier subscription)."""
+    return _load_unsubscribe(session, token, config)
+
+
 def unsubscribe_token_verifies(token: str, config: Mapping) -> bool:
     """Return True when ``token`` is a correctly signed unsubscribe token (any version).
 

@@ -24,8 +24,10 @@ def parse_sections(values: object, *, absent_means_both: bool = True) -> str:
         InvalidSections: a value other than ``news`` or ``openings``, a value that is not a
             string, or no topic at all.
     """
-    if values is None and absent_means_both:
-        return Section.BOTH
+    if values is None:
+        if absent_means_both:
+            return Section.BOTH
+        values = []
     if not isinstance(values, list | tuple):
         raise InvalidSections(CHOICES_MESSAGE)
     chosen = set()

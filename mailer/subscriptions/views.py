@@ -1,11 +1,12 @@
-"""Public pages of the subscriber lifecycle: signup, confirm, unsubscribe (thin entry points).
+"""Public pages of the subscriber lifecycle: signup, confirm, unsubscribe, preferences (thin
+entry points).
 
 CSRF: ``POST /subscribe`` is exempt because the news site embeds our form in its own pages
-(a cross-site POST that cannot carry our session's CSRF token). ``POST /confirm/<token>`` and
-``POST /unsubscribe/<token>`` are exempt because the signed token in the URL is itself the
-capability: a forger would need the token, and a mailbox provider's RFC 8058 one-click POST
-arrives with no cookies and no CSRF token at all. Every other POST in the app keeps
-Flask-WTF's CSRF check.
+(a cross-site POST that cannot carry our session's CSRF token). ``POST /confirm/<token>``,
+``POST /unsubscribe/<token>`` and ``POST /preferences/<token>`` are exempt because the signed
+token in the URL is itself the capability: a forger would need the token, and a mailbox
+provider's RFC 8058 one-click POST arrives with no cookies and no CSRF token at all. Every
+other POST in the app keeps Flask-WTF's CSRF check.
 """
 
 from flask import (
@@ -22,7 +23,15 @@ from flask import (
 from ..extensions import csrf, db, limiter
 from . import service
 from .addresses import ENCODING_MESSAGE, printable
-from .errors import InvalidAddress, InvalidSections, InvalidToken, StaleToken, UnknownSubscriber
+from .errors import (
+    InvalidAddress,
+    InvalidSections,
+    InvalidToken,
+    StaleToken,
+    UnknownChoice,
+    UnknownSubscriber,
+)
+from .preferences import REASONS, change_preferences, inspect_preferences
 from .service import Visitor
 from .topics import parse_sections
 
@@ -256,6 +265,39 @@ def _erase(token: str):
         return render_template("subscriptions/unsubscribe.html", page=page, error=error), 400
     page = service.erase_by_token(db.session, token, current_app.config)
     return render_template("subscriptions/erased.html", page=page)
+
+
+@bp.get("/preferences/<token>")
+def preferences_page(token: str):
+    """Show topics, the pause and unsubscribe-with-reason; changes nothing (GET and HEAD)."""
+    page = inspect_preferences(db.session, _checked(token), current_app.config)
+    return _preferences(page)
+
+
+@bp.post("/preferences/<token>")
+@csrf.exempt
+@limiter.limit(_token_limit)
+def preferences_submit(token: str):
+    """Change topics (``action=topics``, ``sections``), pause, resume or unsubscribe."""
+    form = {
+        "action": request.form.get("action", ""),
+        "sections": request.form.getlist("sections") if "sections" in request.form else None,
+        "reason": request.form.get("reason", ""),
+    }
+    visitor = _visitor("preference page")
+    try:
+        page = change_preferences(db.session, _checked(token), current_app.config, visitor, form)
+    except (InvalidSections, UnknownChoice) as exc:
+        db.session.rollback()
+        page = inspect_preferences(db.session, token, current_app.config)
+        return _preferences(page, error=str(exc)), 400
+    return _preferences(page)
+
+
+def _preferences(page, error: str | None = None) -> str:
+    return render_template(
+        "subscriptions/preferences.html", page=page, reasons=REASONS, error=error
+    )
 
 
 def _checked(token: str) -> str:

@@ -32,6 +32,7 @@ import re
 from email.utils import make_msgid
 
 from ... import clock
+from ...digest.render import preferences_url_of
 from . import headers as hdr
 from .assemble import assemble
 from .body import choose_cte
@@ -55,12 +56,17 @@ _MARKER_RE = re.compile("|".join(re.escape(m) for m in MARKERS))
 
 
 def fill_markers(text: str, unsubscribe_url: str, recipient: str, *, for_html: bool) -> str:
-    """Replace the unsubscribe-URL and recipient markers in one pass.
+    """Replace the unsubscribe-URL, recipient and preference-URL markers in one pass.
 
-    For the HTML part the values are HTML-escaped (quotes too: the URL sits in an href).
+    The preference page takes the unsubscribe URL's token. For the HTML part the values are
+    HTML-escaped (quotes too: the URLs sit in an href).
     """
-    unsubscribe_marker, recipient_marker = MARKERS
-    values = {unsubscribe_marker: unsubscribe_url, recipient_marker: recipient}
+    unsubscribe_marker, recipient_marker, preferences_marker = MARKERS
+    values = {
+        unsubscribe_marker: unsubscribe_url,
+        recipient_marker: recipient,
+        preferences_marker: preferences_url_of(unsubscribe_url),
+    }
     if for_html:
         values = {k: html.escape(v, quote=True) for k, v in values.items()}
     return _MARKER_RE.sub(lambda m: values[m.group(0)], text)

@@ -11,7 +11,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from ...digest.render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
+from ...digest.render import (
+    PREFERENCES_URL_MARKER,
+    RECIPIENT_MARKER,
+    UNSUBSCRIBE_URL_MARKER,
+    preferences_url_of,
+)
 from ...models import Section
 from ..smtp.framing import data_parts
 from . import headers as hdr
@@ -19,7 +24,7 @@ from .assemble import assemble
 from .body import body_template
 from .dkim import DkimSigner
 
-MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER)
+MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER, PREFERENCES_URL_MARKER)
 
 
 class CompiledIssue:
@@ -95,12 +100,17 @@ class CompiledIssue:
             if piece.__class__ is bytes:
                 out.append(piece)
             elif piece == "TEXT":
-                values = {UNSUBSCRIBE_URL_MARKER: unsubscribe_url, RECIPIENT_MARKER: to}
+                values = {
+                    UNSUBSCRIBE_URL_MARKER: unsubscribe_url,
+                    RECIPIENT_MARKER: to,
+                    PREFERENCES_URL_MARKER: preferences_url_of(unsubscribe_url),
+                }
                 self._text.extend(out, values, stuffed)
             elif piece == "HTML":
                 values = {
                     UNSUBSCRIBE_URL_MARKER: html.escape(unsubscribe_url),
                     RECIPIENT_MARKER: html.escape(to),
+                    PREFERENCES_URL_MARKER: html.escape(preferences_url_of(unsubscribe_url)),
                 }
                 self._html.extend(out, values, stuffed)
             else:
