@@ -9,7 +9,7 @@ module re-exports them so that callers need only ``subscriptions.service``.
 
 from .addresses import normalize_email
 from .lifecycle import erase_subscriber, mark_bounced, purge_stale_pending, unsubscribe_subscriber
-from .limits import CONFIRM_KIND
+from .limits import CONFIRM_KIND, WELCOME_KIND
 from .links import (
     ALREADY,
     DONE,
@@ -28,7 +28,7 @@ from .links import (
     unsubscribe_by_token,
     unsubscribe_token_verifies,
 )
-from .mailing import humanize_duration, render_confirmation
+from .mailing import humanize_duration, render_confirmation, render_welcome
 from .operators import ImportReport, add_subscriber, import_csv
 from .records import PENDING
 from .signup import SignupResult, Visitor, process_signup_requests, request_subscription
@@ -36,6 +36,7 @@ from .signup import SignupResult, Visitor, process_signup_requests, request_subs
 __all__ = [
     "ALREADY",
     "CONFIRM_KIND",
+    "WELCOME_KIND",
     "DONE",
     "ERASED",
     "EXPIRED",
@@ -62,6 +63,7 @@ __all__ = [
     "process_signup_requests",
     "purge_stale_pending",
     "render_confirmation",
+    "render_welcome",
     "request_subscription",
     "unsubscribe_by_token",
     "unsubscribe_subscriber",
