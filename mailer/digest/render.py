@@ -9,7 +9,7 @@ nor css-inline changes them.
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from html import unescape as html_unescape
 from urllib.parse import urlsplit
@@ -19,8 +19,17 @@ import css_inline
 
 from ..models import Item, Section
 from ..templating import RenderedMail, render_mail
-from .periods import period_label
-from .plaintext import TextBlock, clean_line, cut, cut_blocks, html_to_blocks, html_to_text, wrap
+from .look import (
+    SummaryPart,
+    cut_at_sentence,
+    date_in_words,
+    intro_line,
+    issue_date,
+    subject_line,
+    summary_parts,
+)
+from .periods import parse_period
+from .plaintext import ELLIPSIS, TextBlock, clean_line, cut, cut_blocks, html_to_blocks, wrap
 
 UNSUBSCRIBE_URL_MARKER = "@@UNSUBSCRIBE_URL@@"
 RECIPIENT_MARKER = "@@RECIPIENT@@"
@@ -28,10 +37,9 @@ PREFERENCES_URL_MARKER = "@@PREFERENCES_URL@@"
 MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER, PREFERENCES_URL_MARKER)
 
 SUMMARY_COLUMNS = 240  # display columns (a Japanese character is 2) of a summary cut
-TEXT_WIDTH = 72  # columns of the text part (RFC 3676 suggests under 78)
-SUBJECT_HEADLINE_COLUMNS = 60
+TEXT_WIDTH = 78  # columns of the text part (RFC 5322 §2.1.1: lines of at most 78)
 PREHEADER_COLUMNS = 140
-SECTION_TITLES = {Section.NEWS: "News", Section.OPENINGS: "Openings"}
+SECTION_TITLES = {Section.NEWS: "News", Section.OPENINGS: "Job openings"}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
 _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
@@ -48,11 +56,17 @@ class DigestItem:
     link: str  # absolute http(s) URL, or "" when the stored link was not one
     date: str
     source: str
-    summary: str  # one line, for the HTML part
+    summary: str  # one line (the words of the HTML part's paragraphs and lists)
     details: str  # openings: "company · location · type" (the parts that are known)
     # The same words as ``summary`` with the summary's paragraphs and list items kept apart,
     # for the text part (see plaintext.html_to_blocks).
     summary_blocks: tuple[TextBlock, ...]
+    # The opening's facts one by one, for the HTML part: (label, value) of the known ones.
+    facts: tuple[tuple[str, str], ...] = ()
+
+    def summary_parts(self) -> list[SummaryPart]:
+        """The summary as paragraphs and lists, for the HTML part."""
+        return summary_parts(list(self.summary_blocks))
 
     def title_lines(self) -> list[str]:
         """The title wrapped for the text part."""
@@ -86,16 +100,48 @@ def safe_link(url: str | None) -> str:
 
 def item_view(item: Item, tz: ZoneInfo) -> DigestItem:
     """Return the reader's view of ``item``: text cleaned, summary cut, date in ``tz``."""
-    details = (item.company, item.location, item.job_type)
+    facts = tuple(
+        (label, clean_line(value))
+        for label, value in (
+            ("Company", item.company),
+            ("Place", item.location),
+            ("Terms", item.job_type),
+        )
+        if value and value.strip()
+    )
+    blocks = html_to_blocks(item.summary_html)
+    whole = " ".join(block.text for block in blocks)
+    # Cut at the end of a sentence; cut_blocks then keeps the paragraphs and list items of
+    # exactly those words (its columns are the kept text's own width).
+    short = cut_at_sentence(whole, SUMMARY_COLUMNS)
+    if short == whole:
+        kept = blocks
+    elif short.endswith(ELLIPSIS):
+        kept = cut_blocks(blocks, SUMMARY_COLUMNS)
+    else:
+        kept = _first_characters(blocks, len(short))
     return DigestItem(
         title=clean_line(html_unescape(item.title or "")),
         link=safe_link(item.link),
         date=format_date(item.published_at, tz),
         source=cut(_source_name(item), 60),
-        summary=cut(html_to_text(item.summary_html), SUMMARY_COLUMNS),
-        details=" · ".join(clean_line(part) for part in details if part and part.strip()),
-        summary_blocks=tuple(cut_blocks(html_to_blocks(item.summary_html), SUMMARY_COLUMNS)),
+        summary=" ".join(block.text for block in kept),
+        details=" · ".join(value for _label, value in facts),
+        summary_blocks=tuple(kept),
+        facts=facts,
     )
+
+
+def _first_characters(blocks: list[TextBlock], length: int) -> list[TextBlock]:
+    # The blocks holding the first ``length`` characters of their texts joined by spaces.
+    kept, start = [], 0
+    for block in blocks:
+        if start >= length:
+            break
+        text = block.text[: length - start].rstrip()
+        kept.append(replace(block, text=text))
+        start += len(block.text) + 1
+    return [block for block in kept if block.text]
 
 
 def format_date(moment: datetime, tz: ZoneInfo) -> str:
@@ -144,13 +190,18 @@ def render_issue(
         Needs an app context (templates).
     """
     base_url = config["MAILER_BASE_URL"].rstrip("/")
+    name = config["MAILER_NAME"]
     titles = [item.title for section in sections for item in section.items]
-    preheader = cut(" · ".join(titles[:4]), PREHEADER_COLUMNS) or "No new items this week"
+    counts = {section.key: len(section.items) for section in sections}
+    intro = intro_line(counts.get(Section.NEWS), counts.get(Section.OPENINGS))
+    preheader = cut(intro + ": " + " · ".join(titles[:3]), PREHEADER_COLUMNS) if titles else intro
+    year, week = parse_period(period)
     mail = render_mail(
         "digest",
-        newsletter=config["MAILER_NAME"],
-        label=period_label(period),
-        headline=cut(titles[0], SUBJECT_HEADLINE_COLUMNS) if titles else "",
+        newsletter=name,
+        label=date_in_words(issue_date(year, week, config.get("MAILER_DIGEST_DAY", ""))),
+        subject=subject_line(name, titles[0] if titles else ""),
+        intro=intro,
         preheader=preheader,
         sections=sections,
         variant=variant,
