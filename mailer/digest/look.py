@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from .plaintext import ELLIPSIS, TextBlock, cut, display_width
+from .plaintext import ELLIPSIS, TextBlock, cut, display_width, phrases
 
 SUBJECT_CHARACTERS = 70  # "about 70": what most inboxes show of a subject on a laptop
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -54,8 +54,9 @@ def intro_line(news: int | None, openings: int | None) -> str:
 def subject_line(name: str, headline: str, limit: int = SUBJECT_CHARACTERS) -> str:
     """The newsletter's name and the top story, at most ``limit`` characters.
 
-    The headline is cut at a word boundary (a space), or between two characters when it
-    has no space near the end (Japanese), and ends with "…" when cut. The name is never cut.
+    The headline is cut at a word boundary (a space, or between Japanese phrases as BudouX
+    finds them), or between two characters when no boundary is near the end, and ends
+    with "…" when cut. The name is never cut.
     """
     if not headline:
         return name
@@ -65,11 +66,14 @@ def subject_line(name: str, headline: str, limit: int = SUBJECT_CHARACTERS) -> s
     room = limit - len(name) - 2 - len(ELLIPSIS)
     if room < 8:  # a name too long to leave room for a useful part of the headline
         return name
-    kept = headline[:room]
-    space = kept.rfind(" ")
-    # Back to the last space when the cut falls inside a word and a space is near enough.
-    if headline[room] != " " and space >= room * 0.6:
-        kept = kept[:space]
+    kept = ""
+    for piece in phrases(headline):  # words, and Japanese phrases (BudouX)
+        if len(kept) + len(piece) > room:
+            break
+        kept += piece
+    # A single word or phrase longer than most of the room is cut between two characters.
+    if len(kept) < room * 0.6:
+        kept = headline[:room]
     return f"{name}: {kept.rstrip(' ,;:-–—')}{ELLIPSIS}"
 
 

@@ -298,6 +298,18 @@ def _japanese_parser():
     return budoux.load_default_japanese_parser()
 
 
+def phrases(text: str) -> list[str]:
+    """``text`` in pieces that may be broken between: Japanese phrases (BudouX) and, between
+    spaces, words (each piece but the first of a word keeps no space before it)."""
+    pieces: list[str] = []
+    for index, word in enumerate(text.split(" ")):
+        parts = _split_wide(word) if any(_is_wide(c) for c in word) else [word]
+        if index:
+            parts[0] = " " + parts[0]
+        pieces.extend(parts)
+    return pieces
+
+
 def _split_wide(word: str) -> list[str]:
     """Split a run holding wide characters at its phrase boundaries (BudouX), keeping a
     Latin word inside it whole; a phrase still wider than a line is cut later (``_chunk``)."""
