@@ -77,8 +77,7 @@ class Section:
     NEWS = "news"
     OPENINGS = "openings"
     ALL = (NEWS, OPENINGS)
-    # Subscriber.sections of someone who gets everything (also what "absent" means).
-    BOTH = "news,openings"
+    BOTH = "news,openings"  # Subscriber.sections of someone who gets everything
 
     @staticmethod
     def key(chosen) -> str:
@@ -226,6 +225,7 @@ class Item(db.Model):
     company: Mapped[str | None] = mapped_column(String(512))
     location: Mapped[str | None] = mapped_column(String(512))
     job_type: Mapped[str | None] = mapped_column(String(128))
+    pay: Mapped[str | None] = mapped_column(String(128))  # openings: as the feed words it
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
     hidden: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

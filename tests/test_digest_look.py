@@ -180,3 +180,23 @@ def test_one_name_is_from_display_name_unless_mailer_from_has_one():
     assert from_value(config) == "Japan Weekly <newsletter@example.com>"
     config["MAILER_FROM"] = "Desk <desk@example.com>"
     assert from_value(config) == "Desk <desk@example.com>"
+
+
+@pytest.mark.nodb
+def test_openings_show_pay_when_the_feed_gives_it(app):
+    from mailer.content.parse import parse_feed
+
+    feed = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Jobs</title>'
+        b"<item><title>Interpreter</title><link>https://example.com/j/1</link>"
+        b'<category domain="company">Acme KK</category><category>salary: 6M yen</category>'
+        b"<description>Work with us.</description></item></channel></rss>"
+    )
+    (entry,) = parse_feed(feed, url=None, content_type=None).entries
+    assert (entry.company, entry.pay) == ("Acme KK", "6M yen")
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    opening = Item(section="openings", title=entry.title, link=entry.link, summary_html="",
+                   company=entry.company, pay=entry.pay, published_at=now)  # fmt: skip
+    mail = _render(app, {"openings": [opening]})
+    assert "<strong>Acme KK</strong> · <strong>6M yen</strong>" in mail.html
+    assert "Interpreter\nhttps://example.com/j/1\nAcme KK · 6M yen\n" in mail.text

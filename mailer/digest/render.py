@@ -106,6 +106,7 @@ def item_view(item: Item, tz: ZoneInfo) -> DigestItem:
             ("Company", item.company),
             ("Place", item.location),
             ("Terms", item.job_type),
+            ("Pay", item.pay),
         )
         if value and value.strip()
     )

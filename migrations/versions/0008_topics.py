@@ -2,7 +2,8 @@
 
 Subscribers choose news, openings or both (``subscriber.sections``, also kept on the signup
 request and the consent event) and may pause (``paused_until``); a consent event may carry the
-reason someone left; an issue keeps one rendering per single topic (``issue_variant``).
+reason someone left; an issue keeps one rendering per single topic (``issue_variant``); a job
+opening keeps its pay when the feed gives it (``item.pay``).
 
 Revision ID: 0008
 Revises: 0003
@@ -25,6 +26,7 @@ DROPPED = (
     ("signup_request", "sections"),
     ("subscriber", "paused_until"),
     ("subscriber", "sections"),
+    ("item", "pay"),
 )
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -38,6 +40,7 @@ def upgrade():
     op.add_column("signup_request", sa.Column("sections", sa.String(length=32), nullable=True))
     op.add_column("consent_event", sa.Column("sections", sa.String(length=32), nullable=True))
     op.add_column("consent_event", sa.Column("reason", sa.String(length=32), nullable=True))
+    op.add_column("item", sa.Column("pay", sa.String(length=128), nullable=True))
     op.create_table(
         "issue_variant",
         sa.Column("id", BIG_ID, nullable=False),
