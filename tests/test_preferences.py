@@ -181,3 +181,10 @@ def test_every_digest_links_the_page_for_its_recipient(
     text = text_part(message).replace("\r\n", "\n")
     assert f"Choose what you get (topics, a pause):\n{app.config['MAILER_BASE_URL']}{path}" in text
     assert client.get(path).status_code == 200
+
+
+def test_the_unsubscribe_page_offers_the_preferences_instead(client, session, reader):
+    subscriber_id, path = reader
+    page = client.get(path.replace("/preferences/", "/unsubscribe/")).get_data(as_text=True)
+    assert f'<a href="{path}">Choose what you get</a>' in page
+    assert _fresh(session, subscriber_id).status == "confirmed"
