@@ -150,3 +150,27 @@ def test_topics_changed_after_enqueue_to_empty_ones_skip_at_send(
     assert smtp_server.received == []
     row = session.scalars(select(Delivery)).one()
     assert row.status == DeliveryStatus.SKIPPED and "(news)" in row.last_reply
+
+
+def test_a_pause_taken_after_the_issue_was_queued_still_holds(app, session, make_item, smtp_server):
+    _items(make_item, news=1, openings=0)
+    _subscribe(session, "late@example.com", "news,openings")
+    clock.freeze(T0)
+    issue = build_issue(session, period="2026-W49")
+    start_issue(session, issue.number)
+    late = session.scalars(select(Subscriber)).one()
+    late.paused_until = T0 + timedelta(weeks=4)
+    session.commit()
+    send_pending(app)
+    assert smtp_server.received == []
+    row = session.scalars(select(Delivery)).one()
+    assert row.status == DeliveryStatus.SKIPPED and "paused" in row.last_reply
+
+
+def test_the_archive_shows_the_whole_issue(app, client, session, make_item, smtp_server):
+    _items(make_item, news=1, openings=1)
+    _subscribe(session, "jobs@example.com", "openings")
+    issue = _send(app, session)
+    page = client.get(f"/archive/{issue.number}").get_data(as_text=True)
+    assert "News story 1" in page and "Opening 1" in page
+    assert "1 story and 1 job opening this week" in page

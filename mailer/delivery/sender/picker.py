@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from itertools import islice
 
+from ... import clock
 from ...models import DeliveryStatus, IssueStatus, SubscriberStatus
 from ...subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
 from .batches import Job, Rows
@@ -19,6 +20,7 @@ from .outcomes import Outcomes
 from .statements import CHECK_AHEAD, HotPath
 
 LEFT_REPLY = "not sent: the subscriber is {status} now"
+PAUSED_REPLY = "not sent: the subscriber paused the newsletter (see their paused_until)"
 NO_ITEMS_REPLY = "not sent: no new items in the subscriber's topics ({sections}) this issue"
 CHECK_FRESH = 0.05  # seconds a pre-send check stays good
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
@@ -81,6 +83,10 @@ class Picker:
         return "send"
 
     def _personalise(self, row: Claimed) -> Job | None:
+        if row.paused_until is not None and row.paused_until > clock.now():
+            # Paused after the issue was queued (enqueue skips those paused before).
+            self.outcomes.skipped(row, PAUSED_REPLY)
+            return None
         compiled = self.compiled.for_sections(row.sections)
         if compiled is None:
             # The topics changed after the issue was queued, to ones without items.
