@@ -164,10 +164,11 @@ def test_openings_show_company_location_and_type_where_known(session, make_item)
     issue = build.build_issue(session, period="2026-W49")
 
     assert '<p class="meta"' in issue.html
-    assert (
-        "<strong>Acme KK</strong> · <strong>Osaka</strong> · <strong>Full-time</strong></p>"
-    ) in issue.html
-    assert "<strong>Sakura Docs</strong></p>" in issue.html
+    # Each fact kept on one line (white-space:nowrap), the facts side by side.
+    fact = '<strong class="fact" style="white-space:nowrap">{}</strong>'
+    facts = " · ".join(fact.format(v) for v in ("Acme KK", "Osaka", "Full-time"))
+    assert facts + "</p>" in issue.html
+    assert fact.format("Sakura Docs") + "</p>" in issue.html
     assert "Data engineer\nhttps://example.com/openings/1\nAcme KK · Osaka · Full-time\n" in (
         issue.text
     )
