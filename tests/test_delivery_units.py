@@ -6,7 +6,7 @@ import pytest
 
 from mailer.delivery.errors import RecipientNotSupported, RelayError
 from mailer.delivery.retry import backoff
-from mailer.delivery.sender.loop import processes as runner
+from mailer.delivery.sender import processes as runner
 from mailer.delivery.sender.throttle import Throttle
 from mailer.delivery.smtp.connection import RelaySettings, SmtpConnection, send_message
 from tests.support.smtpd import ScriptedSMTPServer, free_port
