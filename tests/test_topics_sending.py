@@ -174,3 +174,15 @@ def test_the_archive_shows_the_whole_issue(app, client, session, make_item, smtp
     page = client.get(f"/archive/{issue.number}").get_data(as_text=True)
     assert "News story 1" in page and "Opening 1" in page
     assert "1 story and 1 job opening this week" in page
+
+
+def test_the_next_issue_page_names_the_variants(app, client, session, make_item):
+    from tests.test_admin_support import signed_in_client
+
+    _items(make_item, news=0, openings=1)
+    clock.freeze(T0)
+    build_issue(session, period="2026-W49")
+    admin = signed_in_client(app, client)
+    page = admin.get("/admin/next").get_data(as_text=True)
+    assert "Job openings only: <em>Japan Weekly: Opening 1</em>" in page
+    assert "Subscribers of the other topic get nothing this week" in page
