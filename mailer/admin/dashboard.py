@@ -7,7 +7,7 @@ from flask import current_app, render_template, url_for
 from .. import clock
 from ..digest import preflight
 from ..extensions import db
-from ..subscriptions.preferences import REASONS
+from ..subscriptions.service import REASONS
 from . import queries
 from .blueprint import bp
 from .charts import bar_chart

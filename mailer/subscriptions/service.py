@@ -3,7 +3,8 @@ scheduler call (delivery: for the confirmation mail it builds and the bounces it
 They take a session and raise domain errors (:mod:`.errors`), never HTTP ones.
 
 The work lives in :mod:`.signup` (web signup), :mod:`.links` (confirm/unsubscribe links),
-:mod:`.operators` (add, import), :mod:`.lifecycle` (unsubscribe, erase, bounce, purge); this
+:mod:`.preferences` (the preference page), :mod:`.operators` (add, import),
+:mod:`.lifecycle` (unsubscribe, erase, bounce, purge); this
 module re-exports them so that callers need only ``subscriptions.service``.
 """
 
@@ -30,6 +31,7 @@ from .links import (
 )
 from .mailing import humanize_duration, render_confirmation, render_welcome
 from .operators import ImportReport, add_subscriber, import_csv
+from .preferences import REASONS, PreferencesPage, change_preferences, inspect_preferences
 from .records import PENDING
 from .signup import SignupResult, Visitor, process_signup_requests, request_subscription
 
@@ -44,19 +46,23 @@ __all__ = [
     "LEFT",
     "LIMITED",
     "PENDING",
+    "REASONS",
     "READY",
     "RESENT",
     "ImportReport",
+    "PreferencesPage",
     "SignupResult",
     "TokenPage",
     "Visitor",
     "add_subscriber",
+    "change_preferences",
     "confirm_by_token",
     "erase_by_token",
     "erase_subscriber",
     "humanize_duration",
     "import_csv",
     "inspect_confirm_token",
+    "inspect_preferences",
     "inspect_unsubscribe_token",
     "mark_bounced",
     "normalize_email",

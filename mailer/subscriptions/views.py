@@ -31,7 +31,6 @@ from .errors import (
     UnknownChoice,
     UnknownSubscriber,
 )
-from .preferences import REASONS, change_preferences, inspect_preferences
 from .service import Visitor
 from .topics import parse_sections
 
@@ -270,7 +269,7 @@ def _erase(token: str):
 @bp.get("/preferences/<token>")
 def preferences_page(token: str):
     """Show topics, the pause and unsubscribe-with-reason; changes nothing (GET and HEAD)."""
-    page = inspect_preferences(db.session, _checked(token), current_app.config)
+    page = service.inspect_preferences(db.session, _checked(token), current_app.config)
     return _preferences(page)
 
 
@@ -286,17 +285,19 @@ def preferences_submit(token: str):
     }
     visitor = _visitor("preference page")
     try:
-        page = change_preferences(db.session, _checked(token), current_app.config, visitor, form)
+        page = service.change_preferences(
+            db.session, _checked(token), current_app.config, visitor, form
+        )
     except (InvalidSections, UnknownChoice) as exc:
         db.session.rollback()
-        page = inspect_preferences(db.session, token, current_app.config)
+        page = service.inspect_preferences(db.session, token, current_app.config)
         return _preferences(page, error=str(exc)), 400
     return _preferences(page)
 
 
 def _preferences(page, error: str | None = None) -> str:
     return render_template(
-        "subscriptions/preferences.html", page=page, reasons=REASONS, error=error
+        "subscriptions/preferences.html", page=page, reasons=service.REASONS, error=error
     )
 
 
