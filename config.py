@@ -334,8 +334,10 @@ class Config:
         )
         self.MAILER_INSTANCE_DIR = str(INSTANCE_DIR)
         self.MAILER_BASE_URL = env_str("MAILER_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
-        self.MAILER_NAME = env_str("MAILER_NAME", "News and openings in Japan")
-        self.MAILER_FROM = env_str("MAILER_FROM", "Japan Weekly <newsletter@example.com>")
+        # One name throughout: pages, mail headers and bodies, and From's display name
+        # unless MAILER_FROM gives its own.
+        self.MAILER_NAME = env_str("MAILER_NAME", "Japan Weekly")
+        self.MAILER_FROM = env_str("MAILER_FROM", "newsletter@example.com")
         self.MAILER_LIST_ID = env_str("MAILER_LIST_ID", "")
         self.MAILER_POSTAL_ADDRESS = env_str(
             "MAILER_POSTAL_ADDRESS", "1-1 Example-cho, Chiyoda-ku, Tokyo 100-0001, Japan"

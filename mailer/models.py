@@ -73,6 +73,20 @@ class SubscriberStatus:
     ALL = (PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED)
 
 
+class Section:
+    """Values of ``Item.section`` and ``Feed.section``, and the topics a subscriber picks."""
+
+    NEWS = "news"
+    OPENINGS = "openings"
+    ALL = (NEWS, OPENINGS)
+    BOTH = "news,openings"  # Subscriber.sections of someone who gets everything
+
+    @staticmethod
+    def key(chosen) -> str:
+        """Topics as stored: known values in ``ALL``'s order, comma-joined; "" for none."""
+        return ",".join(value for value in Section.ALL if value in set(chosen))
+
+
 class Subscriber(db.Model):
     """One mailbox on the list; ``email`` is email-validator's normalized form."""
 
@@ -95,6 +109,12 @@ class Subscriber(db.Model):
     # Bounce counters feeding suppression (status "bounced").
     hard_bounces: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     soft_failures_in_row: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # The topics this subscriber gets (``Section.key`` form); the digest variant they receive.
+    sections: Mapped[str] = mapped_column(
+        String(32), default=Section.BOTH, server_default=Section.BOTH
+    )
+    # No digest is sent while this is in the future (the preference page's "pause").
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     events: Mapped[list["ConsentEvent"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -125,6 +145,10 @@ class ConsentEvent(db.Model):
     # Where it came from: the page URL / Referer of a signup, "cli", "import:FILE", "admin".
     source: Mapped[str | None] = mapped_column(String(512))
     detail: Mapped[str | None] = mapped_column(Text)
+    # The topics chosen with this consent (``Section.key`` form), when it was about topics.
+    sections: Mapped[str | None] = mapped_column(String(32))
+    # Why someone left (``subscriptions.preferences.REASONS``), when they said.
+    reason: Mapped[str | None] = mapped_column(String(32))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="events")
 
@@ -146,6 +170,8 @@ class SignupRequest(db.Model):
     # The page URL / Referer of the signup (as ConsentEvent.source).
     source: Mapped[str | None] = mapped_column(String(512))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
+    # The topics chosen on the form (``Section.key`` form); None: both.
+    sections: Mapped[str | None] = mapped_column(String(32))
 
 
 class Suppression(db.Model):
@@ -157,14 +183,6 @@ class Suppression(db.Model):
     email_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     reason: Mapped[str] = mapped_column(String(32), nullable=False)  # erased | bounced | ...
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
-
-
-class Section:
-    """Values of ``Item.section`` and ``Feed.section``."""
-
-    NEWS = "news"
-    OPENINGS = "openings"
-    ALL = (NEWS, OPENINGS)
 
 
 class Feed(db.Model):
@@ -209,6 +227,7 @@ class Item(db.Model):
     company: Mapped[str | None] = mapped_column(String(512))
     location: Mapped[str | None] = mapped_column(String(512))
     job_type: Mapped[str | None] = mapped_column(String(128))
+    pay: Mapped[str | None] = mapped_column(String(128))  # openings: as the feed words it
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=_now)
     hidden: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
@@ -296,6 +315,32 @@ class Issue(db.Model):
     preflight_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     items: Mapped[list[Item]] = relationship(back_populates="issue")
+    variants: Mapped[list["IssueVariant"]] = relationship(
+        back_populates="issue", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class IssueVariant(db.Model):
+    """An issue as sent to the subscribers of one topic, rendered once at the build.
+
+    ``Issue.html``/``text`` is the whole issue (archive, test copies, subscribers of both);
+    one row per single topic with items that week (``"news"`` or ``"openings"``).
+    """
+
+    __tablename__ = "issue_variant"
+    __table_args__ = (UniqueConstraint("issue_id", "sections", name="uq_issue_variant_sections"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), nullable=False
+    )
+    sections: Mapped[str] = mapped_column(String(32), nullable=False)
+    subject: Mapped[str] = mapped_column(String(998), nullable=False)
+    preheader: Mapped[str] = mapped_column(String(512), nullable=False, default="")
+    html: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+    issue: Mapped[Issue] = relationship(back_populates="variants")
 
 
 class DeliveryStatus:

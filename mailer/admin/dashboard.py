@@ -8,6 +8,7 @@ from .. import clock, delivery
 from ..digest import outlook, preflight, schedule
 from ..digest.periods import period_for
 from ..extensions import db
+from ..subscriptions.service import REASONS
 from . import queries
 from .blueprint import bp
 from .charts import bar_chart
@@ -172,4 +173,5 @@ def dashboard():
         stats=stats,
         warnings=_rate_warnings(recent, stats) + _warnings(findings, now),
         events=queries.recent_job_events(session, now),
+        reasons=queries.unsubscribe_reasons(session, REASONS),
     )

@@ -5,6 +5,8 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from ..digest.periods import period_label
+from ..subscriptions.topics import describe
 from .blueprint import bp
 
 
@@ -36,3 +38,18 @@ def duration(value: timedelta | None) -> str:
         return "under a minute"
     hours, minutes = divmod(minutes, 60)
     return f"about {hours} h {minutes} min" if hours else f"about {minutes} min"
+
+
+@bp.app_template_filter("week")
+def week(period: str | None) -> str:
+    """Format an issue's period for admins ("Week 49, 2026"): the mail no longer says it."""
+    try:
+        return period_label(period or "")
+    except ValueError:
+        return period or "—"
+
+
+@bp.app_template_filter("topics")
+def topics(value: str | None) -> str:
+    """Format stored topics for people ("News and job openings"); "—" for None."""
+    return describe(value) if value else "—"

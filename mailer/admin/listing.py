@@ -30,6 +30,8 @@ EXPORT_COLUMNS = (
     Subscriber.created_at,
     Subscriber.confirmed_at,
     Subscriber.unsubscribed_at,
+    Subscriber.sections,
+    Subscriber.paused_until,
 )
 
 
@@ -78,6 +80,7 @@ def subscriber_page(
     *,
     search: str = "",
     status: str = "",
+    sections: str = "",
     after: int | None = None,
     before: int | None = None,
     size: int = PAGE_SIZE,
@@ -87,17 +90,21 @@ def subscriber_page(
     Args:
         search: part of the address, matched case-insensitively (``%`` and ``_`` literal).
         status: one SubscriberStatus value, or "" for all.
+        sections: the topics (``Section.key`` form: "news", "openings", "news,openings"),
+            or "" for all.
     """
     query = select(Subscriber)
     if search:
         query = query.where(func.lower(Subscriber.email).contains(search.lower(), autoescape=True))
     if status:
         query = query.where(Subscriber.status == status)
+    if sections:
+        query = query.where(Subscriber.sections == sections)
     return keyset_page(session, query, Subscriber.id, after=after, before=before, size=size)
 
 
 def export_batches(
-    session: Session, *, status: str = "", batch_size: int = 1000
+    session: Session, *, status: str = "", sections: str = "", batch_size: int = 1000
 ) -> Iterator[Sequence[Any]]:
     """Yield batches of subscriber rows (tuples of EXPORT_COLUMNS) in id order.
 
@@ -109,6 +116,8 @@ def export_batches(
         query = select(*EXPORT_COLUMNS).where(Subscriber.id > last_id)
         if status:
             query = query.where(Subscriber.status == status)
+        if sections:
+            query = query.where(Subscriber.sections == sections)
         batch = session.execute(query.order_by(Subscriber.id).limit(batch_size)).all()
         if not batch:
             return

@@ -4,6 +4,7 @@ Nothing here writes. Counts are grouped in SQL so that a list of a million subsc
 one scan, never a million Python objects.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..models import (
     Bounce,
+    ConsentEvent,
     Delivery,
     DeliveryStatus,
     Feed,
@@ -82,6 +84,20 @@ def subscriber_counts(session: Session) -> dict[str, int]:
     counts = dict.fromkeys(SubscriberStatus.ALL, 0)
     counts.update({status: number for status, number in rows})
     return counts
+
+
+def unsubscribe_reasons(session: Session, reasons: Mapping[str, str]) -> list[tuple[str, int]]:
+    """Return [(label, count)] of the reasons people gave when they left, in ``reasons``'
+    order (every reason, 0 when none), then "No reason given" for the other unsubscribes."""
+    rows = session.execute(
+        select(ConsentEvent.reason, func.count())
+        .where(ConsentEvent.action == "unsubscribed")
+        .group_by(ConsentEvent.reason)
+    )
+    found = {reason: number for reason, number in rows}
+    counted = [(label, found.get(key, 0)) for key, label in reasons.items()]
+    unknown = sum(number for reason, number in found.items() if reason not in reasons)
+    return counted + [("No reason given", unknown)]
 
 
 def week_starts(now: datetime, tz: str, weeks: int) -> list[datetime]:

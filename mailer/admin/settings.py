@@ -61,14 +61,22 @@ def effective_settings(config: Mapping) -> list[tuple[str, str]]:
 def signup_snippet(base_url: str, honeypot: str) -> str:
     """Return the HTML form to paste into the news site: it posts ``email`` to /subscribe.
 
-    The honeypot field is hidden from people (off screen, out of the tab order) and left
-    empty by them; the subscriptions room treats a filled one as a bot.
+    Two ``sections`` checkboxes (news, openings), both ticked; with neither ticked the
+    service sends both, as when the field is absent. The honeypot field is hidden from
+    people (off screen, out of the tab order) and left empty by them; the subscriptions room
+    treats a filled one as a bot.
     """
     return (
         f'<form action="{base_url}/subscribe" method="post">\n'
         '  <label for="newsletter-email">Your e-mail address</label>\n'
         '  <input id="newsletter-email" type="email" name="email" required '
         'autocomplete="email">\n'
+        "  <fieldset>\n"
+        "    <legend>What would you like to get?</legend>\n"
+        '    <label><input type="checkbox" name="sections" value="news" checked> News</label>\n'
+        '    <label><input type="checkbox" name="sections" value="openings" checked> '
+        "Job openings</label>\n"
+        "  </fieldset>\n"
         '  <div aria-hidden="true" style="position:absolute;left:-10000px">\n'
         f'    <input type="text" name="{honeypot}" tabindex="-1" autocomplete="off" '
         'value="">\n'

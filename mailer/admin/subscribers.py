@@ -6,8 +6,9 @@ Changes go through the subscriptions room's service, which records the consent e
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from .. import clock
 from ..extensions import db
-from ..models import Subscriber, SubscriberStatus
+from ..models import Section, Subscriber, SubscriberStatus
 from ..subscriptions import service
 from ..subscriptions.errors import SubscriptionError
 from . import listing
@@ -15,6 +16,13 @@ from .blueprint import bp, id_arg
 from .forms import EraseForm
 
 SEARCH_MAX = 320
+TOPIC_FILTERS = (Section.NEWS, Section.OPENINGS, Section.BOTH)
+
+
+def topics_arg() -> str:
+    """The ``sections`` filter of a list or export: one of :data:`TOPIC_FILTERS`, or ""."""
+    value = request.args.get("sections", "")
+    return value if value in TOPIC_FILTERS else ""
 
 
 def _not_found(subscriber_id: int):
@@ -27,10 +35,12 @@ def subscriber_list():
     search = request.args.get("q", "").strip()[:SEARCH_MAX]
     status = request.args.get("status", "")
     status = status if status in SubscriberStatus.ALL else ""
+    sections = topics_arg()
     page = listing.subscriber_page(
         db.session,
         search=search,
         status=status,
+        sections=sections,
         after=id_arg("after"),
         before=id_arg("before"),
     )
@@ -40,6 +50,9 @@ def subscriber_list():
         search=search,
         status=status,
         statuses=SubscriberStatus.ALL,
+        sections=sections,
+        topic_filters=TOPIC_FILTERS,
+        now=clock.now(),
     )
 
 

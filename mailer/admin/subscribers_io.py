@@ -17,9 +17,20 @@ from ..subscriptions.errors import SubscriptionError
 from . import listing
 from .blueprint import bp
 from .forms import IMPORT_CONSENTED, ImportForm
+from .subscribers import topics_arg
 
 EXPORT_BATCH = 1000
-EXPORT_HEADER = ("id", "email", "status", "source", "created_at", "confirmed_at", "unsubscribed_at")
+EXPORT_HEADER = (
+    "id",
+    "email",
+    "status",
+    "source",
+    "created_at",
+    "confirmed_at",
+    "unsubscribed_at",
+    "sections",
+    "paused_until",
+)
 # A cell starting with one of these is a formula in spreadsheet programs (CSV injection,
 # OWASP): such a cell is written with a leading apostrophe.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -35,7 +46,7 @@ def _cell(value) -> str:
 
 
 def export_csv_chunks(
-    session: Session, *, status: str = "", batch_size: int = EXPORT_BATCH
+    session: Session, *, status: str = "", sections: str = "", batch_size: int = EXPORT_BATCH
 ) -> Iterator[str]:
     """Yield the CSV export in pieces: the header, then one piece per keyset batch.
 
@@ -44,7 +55,9 @@ def export_csv_chunks(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(EXPORT_HEADER)
-    for batch in listing.export_batches(session, status=status, batch_size=batch_size):
+    for batch in listing.export_batches(
+        session, status=status, sections=sections, batch_size=batch_size
+    ):
         for row in batch:
             writer.writerow([_cell(value) for value in row])
         yield buffer.getvalue()
@@ -58,8 +71,10 @@ def subscriber_export():
     """Stream every subscriber (or those of one ``status``) as CSV."""
     status = request.args.get("status", "")
     status = status if status in SubscriberStatus.ALL else ""
-    name = f"subscribers-{status or 'all'}-{clock.now():%Y%m%d}.csv"
-    chunks = stream_with_context(export_csv_chunks(db.session, status=status))
+    sections = topics_arg()
+    label = "-".join(part for part in (status, sections.replace(",", "+")) if part) or "all"
+    name = f"subscribers-{label}-{clock.now():%Y%m%d}.csv"
+    chunks = stream_with_context(export_csv_chunks(db.session, status=status, sections=sections))
     return Response(
         chunks,
         mimetype="text/csv",

@@ -183,6 +183,7 @@ def _item(feed: Feed, parsed: ParsedFeed, candidate: _Candidate, key: str, now) 
         company=entry.company if opening else None,
         location=entry.location if opening else None,
         job_type=entry.job_type if opening else None,
+        pay=entry.pay if opening else None,
         published_at=honest_date(entry.published_at, now),
         first_seen_at=now,
         hidden=False,

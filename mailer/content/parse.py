@@ -35,12 +35,16 @@ FIELD_NAMES = {
     "jobtype": "job_type",
     "type": "job_type",
     "employment": "job_type",
+    "pay": "pay",
+    "salary": "pay",
+    "wage": "pay",
     "section": "section",
 }
 WP_JOB_MANAGER_KEYS = {
     "job_listing_company": "company",
     "job_listing_location": "location",
     "job_listing_job_type": "job_type",
+    "job_listing_salary": "pay",
 }
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
@@ -62,6 +66,7 @@ class ParsedEntry:
     company: str | None = None
     location: str | None = None
     job_type: str | None = None
+    pay: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,7 @@ def _claimed_date(entry) -> datetime | None:
 
 
 def _opening_fields(entry) -> dict[str, str | None]:
-    """Company, location, job type and section from categories or WP Job Manager elements.
+    """Company, location, job type, pay and section from categories or WP Job Manager elements.
 
     ``<category domain="company">Acme</category>`` (feedparser's tag "scheme") and a term
     "company: Acme" both count; names are in :data:`FIELD_NAMES`. The first value wins.
@@ -236,6 +241,7 @@ def _opening_fields(entry) -> dict[str, str | None]:
         "company": clean_line(found.get("company"), 512),
         "location": clean_line(found.get("location"), 512),
         "job_type": clean_line(found.get("job_type"), 128),
+        "pay": clean_line(found.get("pay"), 128),
     }
 
 

@@ -290,7 +290,7 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary, progress, facto
     use_processes = factory is not None and len(shares) > 1 and due >= MIN_ROWS_FOR_PROCESSES
     compiled = None
     if not use_processes:
-        compiled = message.compile_issue(session.get(Issue, issue_id), app.config)
+        compiled = message.compile_variants(session.get(Issue, issue_id), app.config)
     session.remove()  # no transaction stays open while the senders work
     if use_processes:
         tally, errors = processes.run_processes(

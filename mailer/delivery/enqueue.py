@@ -19,12 +19,17 @@ from ..models import (
     Delivery,
     DeliveryStatus,
     Issue,
+    IssueVariant,
+    Section,
     Subscriber,
     SubscriberStatus,
     UTCDateTime,
 )
+from .ledger import delivery_transition
 
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+PAUSED_REPLY = "not sent: the subscriber paused the newsletter (see their paused_until)"
+NO_ITEMS_REPLY = "not sent: no new items in the subscriber's topics ({sections}) this issue"
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
@@ -40,9 +45,10 @@ def enqueue_issue(session: Session, issue: Issue) -> int:
     One ``INSERT INTO delivery ... SELECT ... FROM subscriber WHERE status = 'confirmed'
     ON CONFLICT (issue_id, subscriber_id) DO NOTHING``: idempotent, so a second call (or a
     second worker at the same moment) adds only subscribers confirmed since the first.
+    Then :func:`skip_unwanted` marks the rows of those who get no mail this time.
 
     Returns:
-        The number of deliveries added.
+        The number of deliveries added (skipped ones included).
 
     Raises:
         ValueError: the database is neither SQLite nor PostgreSQL.
@@ -68,7 +74,48 @@ def enqueue_issue(session: Session, issue: Issue) -> int:
         .on_conflict_do_nothing(index_elements=["issue_id", "subscriber_id"])
     )
     # preserve_rowcount: SQLAlchemy only keeps the rowcount of an INSERT when asked to.
-    return session.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+    added = session.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+    skip_unwanted(session, issue)
+    return added
+
+
+def skip_unwanted(session: Session, issue: Issue) -> int:
+    """Skip the queued deliveries of ``issue`` that must not go out now; does not commit.
+
+    Set-based, a few UPDATEs whatever the number of subscribers, through the ledger's
+    "skip" action with the reason in ``last_reply``:
+
+    - subscribers whose pause (``paused_until``) has not ended yet;
+    - subscribers whose topics have no items in this issue (no variant for their topics).
+      An issue without variants (built before topics, or without items) skips no one.
+
+    Returns:
+        The number of deliveries skipped.
+    """
+    now = clock.now()
+    queued = (Delivery.issue_id == issue.id, Delivery.status == DeliveryStatus.QUEUED)
+    paused = select(Subscriber.id).where(Subscriber.paused_until > now)
+    skipped = _skip(session, queued, paused, PAUSED_REPLY, now)
+    variants = set(
+        session.scalars(select(IssueVariant.sections).where(IssueVariant.issue_id == issue.id))
+    )
+    if variants:
+        for sections in (Section.NEWS, Section.OPENINGS):
+            if sections not in variants:
+                rows = select(Subscriber.id).where(Subscriber.sections == sections)
+                reason = NO_ITEMS_REPLY.format(sections=sections)
+                skipped += _skip(session, queued, rows, reason, now)
+    return skipped
+
+
+def _skip(session: Session, queued: tuple, subscribers: Select, reason: str, now) -> int:
+    statement = (
+        delivery_transition("skip")
+        .where(*queued, Delivery.subscriber_id.in_(subscribers.scalar_subquery()))
+        .values(last_reply=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount
 
 
 def has_deliveries(conn: Connection | Session, issue_id: int) -> bool:

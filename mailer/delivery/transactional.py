@@ -26,8 +26,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Update
 
 from .. import clock
-from ..models import DeliveryStatus, Subscriber, TransactionalMail
-from ..subscriptions.service import CONFIRM_KIND, PENDING, render_confirmation
+from ..digest.archive import public_issues
+from ..models import DeliveryStatus, Subscriber, SubscriberStatus, TransactionalMail
+from ..subscriptions.service import (
+    CONFIRM_KIND,
+    PENDING,
+    WELCOME_KIND,
+    render_confirmation,
+    render_welcome,
+)
 from .bounces.verp import MAIL, Verp
 from .errors import RecipientNotSupported, RelayError
 from .ledger import Tally, Transition
@@ -44,6 +51,7 @@ LONGEST_WAIT = timedelta(hours=1)  # the longest wait after the relay's pushback
 BATCH = 100
 COMPOSE_BATCH = 100  # mails built per transaction by compose_confirmations
 NOT_PENDING = "not sent: the subscriber was no longer waiting for a confirmation link"
+NOT_CONFIRMED = "not sent: the subscriber is no longer subscribed"
 _WAITING = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED})
 
 # The allowed transitions of TransactionalMail.status, all of them (a row is created queued).
@@ -241,12 +249,14 @@ def _record(conn, row, reply: SmtpReply, retry_for: timedelta, tally) -> None:
 
 
 def compose_confirmations(session: Session, config: Mapping) -> int:
-    """Build the body of every queued confirmation mail that has none yet; commits.
+    """Build the body of every queued confirmation and welcome mail that has none yet; commits.
 
-    Each mail gets a fresh confirm link for the subscriber's current subscription version
-    (rendered by ``subscriptions.service.render_confirmation``, MIME-assembled and
-    DKIM-signed as configured). A mail whose subscriber is no longer pending (confirmed
-    meanwhile, or left) is skipped instead: a confirm link could not work for them. Safe
+    Each confirmation mail gets a fresh confirm link for the subscriber's current
+    subscription version (rendered by ``subscriptions.service.render_confirmation``,
+    MIME-assembled and DKIM-signed as configured). A mail whose subscriber is no longer
+    pending (confirmed meanwhile, or left) is skipped instead: a confirm link could not work
+    for them. A welcome mail (``render_welcome``) links the latest archived issue and the
+    preference page; it is skipped when the subscriber left before it was built. Safe
     with several workers at once: a body is written only where none is yet. Needs an app
     context (templates).
 
@@ -259,21 +269,32 @@ def compose_confirmations(session: Session, config: Mapping) -> int:
     """
     built = 0
     while rows := _unbuilt(session):
-        for mail_id, subscriber_id, email, status, version in rows:
-            unbuilt = TransactionalMail.body.is_(None)
-            if status == PENDING:
-                mail = render_confirmation(email, subscriber_id, version, config)
-                body = build_transactional(email, mail, config)
-                statement = update(TransactionalMail).where(TransactionalMail.id == mail_id)
-                statement = statement.where(unbuilt).values(body=body)
-                built += 1
-            else:
-                statement = mail_transition("skip", mail_id).where(unbuilt)
-                statement = statement.values(last_reply=NOT_PENDING)
+        for row in rows:
+            statement, composed = _composed(session, row, config)
+            built += composed
             session.execute(statement.execution_options(synchronize_session=False))
         session.commit()
     session.rollback()  # end the last (read-only) transaction
     return built
+
+
+def _composed(session: Session, row, config: Mapping) -> tuple[Update, bool]:
+    # The UPDATE that gives one unbuilt mail its body (True), or skips it with the reason.
+    mail_id, subscriber_id, email, status, version, kind, sections = row
+    unbuilt = TransactionalMail.body.is_(None)
+    wanted = PENDING if kind == CONFIRM_KIND else SubscriberStatus.CONFIRMED
+    if status != wanted:
+        reason = NOT_PENDING if kind == CONFIRM_KIND else NOT_CONFIRMED
+        return mail_transition("skip", mail_id).where(unbuilt).values(last_reply=reason), False
+    if kind == CONFIRM_KIND:
+        mail = render_confirmation(email, subscriber_id, version, config)
+    else:
+        latest = public_issues(session, limit=1)
+        number = latest[0].number if latest else None
+        mail = render_welcome(email, subscriber_id, version, sections, config, number)
+    body = build_transactional(email, mail, config)
+    statement = update(TransactionalMail).where(TransactionalMail.id == mail_id, unbuilt)
+    return statement.values(body=body), True
 
 
 def _unbuilt(session: Session) -> list:
@@ -284,10 +305,12 @@ def _unbuilt(session: Session) -> list:
             TransactionalMail.recipient,
             Subscriber.status,
             Subscriber.version,
+            TransactionalMail.kind,
+            Subscriber.sections,
         )
         .join(Subscriber, Subscriber.id == TransactionalMail.subscriber_id)
         .where(
-            TransactionalMail.kind == CONFIRM_KIND,
+            TransactionalMail.kind.in_((CONFIRM_KIND, WELCOME_KIND)),
             TransactionalMail.status == DeliveryStatus.QUEUED,
             TransactionalMail.body.is_(None),
         )

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from .. import clock
-from ..models import Issue, IssueKind, IssueStatus, Item, Section
+from ..models import Issue, IssueKind, IssueStatus, IssueVariant, Item, Section
 from .errors import DigestError
 from .periods import parse_period, period_for
 from .render import render_issue, sections_view
@@ -158,7 +158,7 @@ def build_issue(
         items = pending_items(session, _per_section(config))
         if sum(len(chosen) for chosen in items.values()) < min_items(config, force=force):
             return None
-        issue = _new_issue(session, config, period, items)
+        issue = _new_issue(session, config, period, items, variants=True)
         try:
             _store(session, issue, items)
         except (IntegrityError, _ItemsTaken):
@@ -206,11 +206,17 @@ def _per_section(config: Mapping) -> int:
     return max(0, int(config.get("MAILER_DIGEST_ITEMS_PER_SECTION", DEFAULT_ITEMS_PER_SECTION)))
 
 
-def _new_issue(session: Session, config: Mapping, period: str, items) -> Issue:
+def _new_issue(
+    session: Session, config: Mapping, period: str, items, *, variants: bool = False
+) -> Issue:
+    """The issue rendered once for subscribers of both topics; with ``variants``, once more
+    for each single topic that has items (``IssueVariant`` rows, stored with the issue)."""
     number = (session.scalar(select(func.max(Issue.number))) or 0) + 1
     sections = sections_view(items, config["MAILER_TIMEZONE"])
-    mail, preheader = render_issue(config, number=number, period=period, sections=sections)
-    return Issue(
+    mail, preheader = render_issue(
+        config, number=number, period=period, sections=sections, variant=Section.BOTH
+    )
+    issue = Issue(
         number=number,
         period=period,
         kind=IssueKind.SCHEDULED,
@@ -222,6 +228,23 @@ def _new_issue(session: Session, config: Mapping, period: str, items) -> Issue:
         created_at=clock.now(),
         error_streak=0,
     )
+    if variants and any(section.items for section in sections):
+        for section in sections:
+            if not section.items:
+                continue  # its subscribers get no mail this week (delivery.enqueue skips them)
+            mail, preheader = render_issue(
+                config, number=number, period=period, sections=[section], variant=section.key
+            )
+            issue.variants.append(
+                IssueVariant(
+                    sections=section.key,
+                    subject=mail.subject,
+                    preheader=preheader,
+                    html=mail.html,
+                    text=mail.text,
+                )
+            )
+    return issue
 
 
 def _store(session: Session, issue: Issue, items: Mapping[str, Sequence[Item]]) -> None:

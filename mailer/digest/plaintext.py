@@ -14,7 +14,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from html.parser import HTMLParser
+
+import budoux
 
 # Tags whose content is never text for a reader (a sanitized summary should not have them,
 # but a cut that is shown to subscribers must not leak code if one slips through).
@@ -288,25 +291,47 @@ def _chunk(piece: str, room: int) -> list[str]:
     return [*chunks, current]
 
 
-def _split_wide(word: str) -> list[str]:
+@cache
+def _japanese_parser():
+    # BudouX's model finds the phrase boundaries of Japanese (where a line may break without
+    # splitting a word: "スキー場" stays whole); loaded once per process.
+    return budoux.load_default_japanese_parser()
+
+
+def phrases(text: str) -> list[str]:
+    """``text`` in pieces that may be broken between: Japanese phrases (BudouX) and, between
+    spaces, words (each piece but the first of a word keeps no space before it)."""
     pieces: list[str] = []
-    for char in word:
-        glue = pieces and (
-            char_width(char) == 0 or (not _is_wide(char) and not _is_wide(pieces[-1][-1]))
-        )
-        if glue:
-            pieces[-1] += char
-        else:
-            pieces.append(char)
+    for index, word in enumerate(text.split(" ")):
+        parts = _split_wide(word) if any(_is_wide(c) for c in word) else [word]
+        if index:
+            parts[0] = " " + parts[0]
+        pieces.extend(parts)
     return pieces
+
+
+def _split_wide(word: str) -> list[str]:
+    """Split a run holding wide characters at its phrase boundaries (BudouX), keeping a
+    Latin word inside it whole; a phrase still wider than a line is cut later (``_chunk``)."""
+    phrases = _japanese_parser().parse(word)
+    pieces: list[str] = []
+    for phrase in phrases:
+        # BudouX may attach closing punctuation to the next phrase; keep it with this one.
+        if pieces and phrase and (phrase[0] in _NO_LINE_START or char_width(phrase[0]) == 0):
+            pieces[-1] += phrase[0]
+            phrase = phrase[1:]
+        if phrase:
+            pieces.append(phrase)
+    return pieces or [word]
 
 
 def wrap(text: str, width: int = 72, indent: str = "") -> list[str]:
     """Wrap ``text`` into lines of at most ``width`` display columns (``indent`` included).
 
     Words and URLs are never split (a URL longer than a line gets a line of its own; a
-    non-URL run longer than a line is cut into line-wide pieces); Japanese text may break
-    between characters, but closing punctuation never starts a line (JIS X 4051).
+    non-URL run longer than a line is cut into line-wide pieces); Japanese text breaks
+    between phrases (BudouX, so that a word such as "スキー場" is never split), and closing
+    punctuation never starts a line (JIS X 4051).
     """
     lines: list[str] = []
     line, used = "", 0

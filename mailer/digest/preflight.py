@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from .. import clock
 from ..models import Issue, Section
-from .render import MARKERS, SECTION_TITLES, UNSUBSCRIBE_URL_MARKER
+from .render import MARKERS, PREFERENCES_URL_MARKER, SECTION_TITLES, UNSUBSCRIBE_URL_MARKER
 from .spamcheck import SpamCheckError, SpamReport, spam_score, spamassassin_path
 
 # Bumped when a check changes, so that results stored by an older version are not reused.
@@ -179,7 +179,7 @@ def check_links(scanner: _IssueScanner) -> list[Finding]:
     findings = []
     for url in scanner.links:
         scheme = urlsplit(_IGNORED_IN_URL.sub("", url)).scheme.lower()
-        if url == UNSUBSCRIBE_URL_MARKER or scheme == "mailto":
+        if url in (UNSUBSCRIBE_URL_MARKER, PREFERENCES_URL_MARKER) or scheme == "mailto":
             continue
         if scheme in _UNSAFE_SCHEMES:
             findings.append(Finding("error", "unsafe-uri", f"{scheme}: URI in the HTML: {url:.80}"))

@@ -1,14 +1,15 @@
 """Render an issue once: items -> reader's view -> templates -> CSS inlined (css-inline).
 
-The stored ``Issue.html`` and ``Issue.text`` are the same for every subscriber except two
+The stored ``Issue.html`` and ``Issue.text`` are the same for every subscriber except three
 markers that the delivery room fills in per recipient (in bytes, after encoding):
-:data:`UNSUBSCRIBE_URL_MARKER` and :data:`RECIPIENT_MARKER`. They are plain ASCII without
-``&``, ``<``, ``>`` or quotes, so neither Jinja's autoescaping nor css-inline changes them.
+:data:`UNSUBSCRIBE_URL_MARKER`, :data:`PREFERENCES_URL_MARKER` and :data:`RECIPIENT_MARKER`.
+They are plain ASCII without ``&``, ``<``, ``>`` or quotes, so neither Jinja's autoescaping
+nor css-inline changes them.
 """
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from html import unescape as html_unescape
 from urllib.parse import urlsplit
@@ -16,18 +17,27 @@ from zoneinfo import ZoneInfo
 
 from ..models import Item, Section
 from ..templating import RenderedMail, render_mail
-from .periods import period_label
-from .plaintext import TextBlock, clean_line, cut, cut_blocks, html_to_blocks, html_to_text, wrap
+from .look import (
+    SummaryPart,
+    cut_at_sentence,
+    date_in_words,
+    intro_line,
+    issue_date,
+    subject_line,
+    summary_parts,
+)
+from .periods import parse_period
+from .plaintext import ELLIPSIS, TextBlock, clean_line, cut, cut_blocks, html_to_blocks, wrap
 
 UNSUBSCRIBE_URL_MARKER = "@@UNSUBSCRIBE_URL@@"
 RECIPIENT_MARKER = "@@RECIPIENT@@"
-MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER)
+PREFERENCES_URL_MARKER = "@@PREFERENCES_URL@@"
+MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER, PREFERENCES_URL_MARKER)
 
 SUMMARY_COLUMNS = 240  # display columns (a Japanese character is 2) of a summary cut
-TEXT_WIDTH = 72  # columns of the text part (RFC 3676 suggests under 78)
-SUBJECT_HEADLINE_COLUMNS = 60
+TEXT_WIDTH = 78  # columns of the text part (RFC 5322 §2.1.1: lines of at most 78)
 PREHEADER_COLUMNS = 140
-SECTION_TITLES = {Section.NEWS: "News", Section.OPENINGS: "Openings"}
+SECTION_TITLES = {Section.NEWS: "News", Section.OPENINGS: "Job openings"}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
 _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
@@ -44,11 +54,17 @@ class DigestItem:
     link: str  # absolute http(s) URL, or "" when the stored link was not one
     date: str
     source: str
-    summary: str  # one line, for the HTML part
+    summary: str  # one line (the words of the HTML part's paragraphs and lists)
     details: str  # openings: "company · location · type" (the parts that are known)
     # The same words as ``summary`` with the summary's paragraphs and list items kept apart,
     # for the text part (see plaintext.html_to_blocks).
     summary_blocks: tuple[TextBlock, ...]
+    # The opening's facts one by one, for the HTML part: (label, value) of the known ones.
+    facts: tuple[tuple[str, str], ...] = ()
+
+    def summary_parts(self) -> list[SummaryPart]:
+        """The summary as paragraphs and lists, for the HTML part."""
+        return summary_parts(list(self.summary_blocks))
 
     def title_lines(self) -> list[str]:
         """The title wrapped for the text part."""
@@ -82,16 +98,49 @@ def safe_link(url: str | None) -> str:
 
 def item_view(item: Item, tz: ZoneInfo) -> DigestItem:
     """Return the reader's view of ``item``: text cleaned, summary cut, date in ``tz``."""
-    details = (item.company, item.location, item.job_type)
+    facts = tuple(
+        (label, clean_line(value))
+        for label, value in (
+            ("Company", item.company),
+            ("Place", item.location),
+            ("Terms", item.job_type),
+            ("Pay", item.pay),
+        )
+        if value and value.strip()
+    )
+    blocks = html_to_blocks(item.summary_html)
+    whole = " ".join(block.text for block in blocks)
+    # Cut at the end of a sentence; cut_blocks then keeps the paragraphs and list items of
+    # exactly those words (its columns are the kept text's own width).
+    short = cut_at_sentence(whole, SUMMARY_COLUMNS)
+    if short == whole:
+        kept = blocks
+    elif short.endswith(ELLIPSIS):
+        kept = cut_blocks(blocks, SUMMARY_COLUMNS)
+    else:
+        kept = _first_characters(blocks, len(short))
     return DigestItem(
         title=clean_line(html_unescape(item.title or "")),
         link=safe_link(item.link),
         date=format_date(item.published_at, tz),
         source=cut(_source_name(item), 60),
-        summary=cut(html_to_text(item.summary_html), SUMMARY_COLUMNS),
-        details=" · ".join(clean_line(part) for part in details if part and part.strip()),
-        summary_blocks=tuple(cut_blocks(html_to_blocks(item.summary_html), SUMMARY_COLUMNS)),
+        summary=" ".join(block.text for block in kept),
+        details=" · ".join(value for _label, value in facts),
+        summary_blocks=tuple(kept),
+        facts=facts,
     )
+
+
+def _first_characters(blocks: list[TextBlock], length: int) -> list[TextBlock]:
+    # The blocks holding the first ``length`` characters of their texts joined by spaces.
+    kept, start = [], 0
+    for block in blocks:
+        if start >= length:
+            break
+        text = block.text[: length - start].rstrip()
+        kept.append(replace(block, text=text))
+        start += len(block.text) + 1
+    return [block for block in kept if block.text]
 
 
 def format_date(moment: datetime, tz: ZoneInfo) -> str:
@@ -118,30 +167,43 @@ def sections_view(items: Mapping[str, Sequence[Item]], tz_name: str) -> list[Dig
 
 
 def render_issue(
-    config: Mapping, *, number: int, period: str, sections: Sequence[DigestSection]
+    config: Mapping,
+    *,
+    number: int,
+    period: str,
+    sections: Sequence[DigestSection],
+    variant: str = Section.BOTH,
 ) -> tuple[RenderedMail, str]:
-    """Render the digest triplet for an issue and inline its CSS (once per issue).
+    """Render the digest triplet for an issue and inline its CSS (once per issue variant).
 
     Args:
         config: the app config (MAILER_NAME, MAILER_BASE_URL, MAILER_POSTAL_ADDRESS, ...).
         number: the issue number (for the "view in browser" link /archive/<number>).
         period: the ISO week, e.g. "2026-W49".
-        sections: from :func:`sections_view`.
+        sections: from :func:`sections_view` (a variant passes only its own section).
+        variant: the topics this rendering is for (``Section.key`` form); in the templates'
+            context as ``variant``.
 
     Returns:
         (mail, preheader): subject, text and HTML (CSS inlined), and the preheader text.
         Needs an app context (templates).
     """
     base_url = config["MAILER_BASE_URL"].rstrip("/")
+    name = config["MAILER_NAME"]
     titles = [item.title for section in sections for item in section.items]
-    preheader = cut(" · ".join(titles[:4]), PREHEADER_COLUMNS) or "No new items this week"
+    counts = {section.key: len(section.items) for section in sections}
+    intro = intro_line(counts.get(Section.NEWS), counts.get(Section.OPENINGS))
+    preheader = cut(intro + ": " + " · ".join(titles[:3]), PREHEADER_COLUMNS) if titles else intro
+    year, week = parse_period(period)
     mail = render_mail(
         "digest",
-        newsletter=config["MAILER_NAME"],
-        label=period_label(period),
-        headline=cut(titles[0], SUBJECT_HEADLINE_COLUMNS) if titles else "",
+        newsletter=name,
+        label=date_in_words(issue_date(year, week, config.get("MAILER_DIGEST_DAY", ""))),
+        subject=subject_line(name, titles[0] if titles else ""),
+        intro=intro,
         preheader=preheader,
         sections=sections,
+        variant=variant,
         base_url=base_url,
         site_host=urlsplit(base_url).netloc,
         archive_url=f"{base_url}/archive/{number}",
@@ -150,6 +212,7 @@ def render_issue(
         logo_height=int(config.get("MAILER_LOGO_HEIGHT", 40)),
         postal_address=clean_line(config.get("MAILER_POSTAL_ADDRESS", "")),
         unsubscribe_url=UNSUBSCRIBE_URL_MARKER,
+        preferences_url=PREFERENCES_URL_MARKER,
         recipient=RECIPIENT_MARKER,
         text_width=TEXT_WIDTH,
         wrap=wrap,
@@ -181,7 +244,19 @@ def fill_web_version(text: str, base_url: str) -> str:
     admin's previews fill the markers as a test copy does: ``admin.next_issue.web_version``.)
     """
     base_url = base_url.rstrip("/")
-    return text.replace(UNSUBSCRIBE_URL_MARKER, f"{base_url}/").replace(RECIPIENT_MARKER, "you")
+    for marker in (UNSUBSCRIBE_URL_MARKER, PREFERENCES_URL_MARKER):
+        text = text.replace(marker, f"{base_url}/")
+    return text.replace(RECIPIENT_MARKER, "you")
+
+
+def preferences_url_of(unsubscribe_url: str) -> str:
+    """The preference page of the subscriber whose unsubscribe URL is ``unsubscribe_url``.
+
+    Both pages take the same token (``/unsubscribe/<token>``, ``/preferences/<token>``), so
+    the sender fills both markers from the one token it signs per message.
+    """
+    head, found, token = unsubscribe_url.rpartition("/unsubscribe/")
+    return f"{head}/preferences/{token}" if found else unsubscribe_url
 
 
 def replace_footer(html: str, footer_html: str) -> str:

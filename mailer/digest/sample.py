@@ -29,9 +29,9 @@ _NEWS = (
 _OPENINGS = (
     ("Senior Python developer (remote within Japan)", "https://example.com/jobs/python",
      "<p>Build the data pipeline of a logistics start-up. Japanese N3 or better.</p>",
-     "Kaisoku Logistics KK", "Osaka or remote", "Full-time"),
+     "Kaisoku Logistics KK", "Osaka or remote", "Full-time", "¥7–9M a year"),
     ("日英翻訳者（契約）", "https://example.com/jobs/translator",
-     "<p>技術文書の日英翻訳。週三日から応相談。</p>", "Sakura Docs", "Fukuoka", "Contract"),
+     "<p>技術文書の日英翻訳。週三日から応相談。</p>", "Sakura Docs", "Fukuoka", "Contract", None),
 )  # fmt: skip
 
 
@@ -44,9 +44,9 @@ def sample_items(now: datetime) -> dict[str, list[Item]]:
     ]  # fmt: skip
     openings = [
         Item(section=Section.OPENINGS, title=title, link=link, summary_html=summary,
-             company=company, location=location, job_type=job_type,
+             company=company, location=location, job_type=job_type, pay=pay,
              source_name="Japan Weekly jobs", published_at=now - timedelta(hours=i))
-        for i, (title, link, summary, company, location, job_type) in enumerate(_OPENINGS)
+        for i, (title, link, summary, company, location, job_type, pay) in enumerate(_OPENINGS)
     ]  # fmt: skip
     return {Section.NEWS: news, Section.OPENINGS: openings}
 

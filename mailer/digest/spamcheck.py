@@ -18,7 +18,12 @@ from email.utils import format_datetime, make_msgid, parseaddr
 
 from .. import clock
 from ..models import Issue
-from .render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
+from .render import (
+    PREFERENCES_URL_MARKER,
+    RECIPIENT_MARKER,
+    UNSUBSCRIBE_URL_MARKER,
+    preferences_url_of,
+)
 
 SPAMASSASSIN_ARGS = ("-t", "-L", "-x", "--cf=use_bayes 0", "--cf=bayes_auto_learn 0")
 TIMEOUT_SECONDS = 120.0
@@ -80,7 +85,11 @@ def sample_message(issue: Issue, config: Mapping) -> bytes:
     message["List-Id"] = config.get("MAILER_LIST_ID") or f"<weekly.{domain}>"
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    fill = {UNSUBSCRIBE_URL_MARKER: unsubscribe, RECIPIENT_MARKER: recipient}
+    fill = {
+        UNSUBSCRIBE_URL_MARKER: unsubscribe,
+        RECIPIENT_MARKER: recipient,
+        PREFERENCES_URL_MARKER: preferences_url_of(unsubscribe),
+    }
     message.set_content(_fill(issue.text, fill))
     message.add_alternative(_fill(issue.html, fill), subtype="html")
     return message.as_bytes(policy=policy.SMTP)

@@ -49,3 +49,15 @@ class StaleToken(SubscriptionError):
 
 class ImportFileError(SubscriptionError):
     """A CSV file that cannot be imported at all (no ``email`` column, not text)."""
+
+
+class InvalidSections(SubscriptionError, ValueError):
+    """The chosen topics are not ``news`` and/or ``openings``; the message is safe to show."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownChoice(SubscriptionError):
+    """A preference-page POST with an action or reason the page does not offer."""

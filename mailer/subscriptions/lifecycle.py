@@ -25,12 +25,14 @@ def unsubscribe_subscriber(
     user_agent: str | None = None,
     source: str | None = "admin",
     version: int | None = None,
+    reason: str | None = None,
 ) -> bool:
     """Unsubscribe ``subscriber`` and record the consent event; commits.
 
     The delivery engine re-checks the status before each message, so no further digest
     goes out, even from an issue already being sent. ``version``: act only if the row still
-    has this subscription version.
+    has this subscription version. ``reason``: why they left, when they said
+    (``preferences.REASONS``), kept on the event.
 
     Returns:
         True when the status changed now; False when already unsubscribed.
@@ -40,7 +42,14 @@ def unsubscribe_subscriber(
         session.rollback()
         return False
     record_event(
-        session, subscriber, "unsubscribed", now, ip=ip, user_agent=user_agent, source=source
+        session,
+        subscriber,
+        "unsubscribed",
+        now,
+        ip=ip,
+        user_agent=user_agent,
+        source=source,
+        reason=reason,
     )
     session.commit()
     return True

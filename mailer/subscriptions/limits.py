@@ -23,6 +23,7 @@ from ..models import Subscriber, TransactionalMail
 CONFIRMATION_INTERVAL = timedelta(minutes=10)
 CONFIRMATIONS_PER_DAY = 5
 CONFIRM_KIND = "confirm"
+WELCOME_KIND = "welcome"  # the transactional mail after a confirmation (mailing.queue_welcome)
 # How far ahead the hourly cap may push a mail before we stop looking for room.
 MAX_HOURS_AHEAD = 24 * 14
 

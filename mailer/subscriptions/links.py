@@ -15,6 +15,7 @@ from ..models import Subscriber, Suppression
 from .addresses import email_hash, mask_email
 from .errors import ExpiredToken, InvalidToken, StaleToken, UnknownSubscriber
 from .lifecycle import erase_subscriber, unsubscribe_subscriber
+from .mailing import queue_welcome
 from .records import CONFIRMED, PENDING, UNSUBSCRIBED, change_status, record_event
 from .signup import Visitor, resend_confirmation
 from .tokens import TokenClaim, read_confirm_token, read_unsubscribe_token
@@ -112,6 +113,7 @@ def confirm_by_token(session: Session, token: str, config: Mapping, visitor: Vis
         user_agent=visitor.user_agent,
         source=visitor.source,
     )
+    queue_welcome(session, subscriber.id, subscriber.email, now)
     # They proved the mailbox and asked again: an earlier erasure no longer holds them off.
     digest = email_hash(config["SECRET_KEY"], subscriber.email)
     session.execute(delete(Suppression).where(Suppression.email_hash == digest))
@@ -126,6 +128,14 @@ def _load_unsubscribe(session: Session, token: str, config: Mapping) -> Subscrib
         return _subscriber_for(session, claim)
     except UnknownSubscriber:
         return None
+
+
+def subscriber_of_unsubscribe_token(
+    session: Session, token: str, config: Mapping
+) -> Subscriber | None:
+    """The subscriber an unsubscribe token names (also the preference page's token), or None
+    when erased since. Raises InvalidToken (forged) or StaleToken (earlier subscription)."""
+    return _load_unsubscribe(session, token, config)
 
 
 def unsubscribe_token_verifies(token: str, config: Mapping) -> bool:

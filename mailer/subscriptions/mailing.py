@@ -21,10 +21,12 @@ from ..templating import render_mail
 from .limits import (
     CONFIRM_KIND,
     CONFIRMATION_INTERVAL,
+    WELCOME_KIND,
     schedule_confirmation,
     take_confirmation_slot,
 )
-from .tokens import confirm_url, make_confirm_token
+from .tokens import confirm_url, make_confirm_token, make_unsubscribe_token
+from .topics import describe
 
 # Built once and run with parameters, so SQLAlchemy compiles it once (its statement cache).
 _NEW_MAIL = insert(TransactionalMail.__table__).returning(TransactionalMail.id)
@@ -77,6 +79,52 @@ def queue_unbuilt_confirmation(
         "created_at": now,
     }
     return conn.execute(_NEW_MAIL, row).scalar_one()
+
+
+def queue_welcome(session: Session, subscriber_id: int, email: str, now: datetime) -> int:
+    """Queue the welcome mail of a subscriber who confirmed just now, without a body; no commit.
+
+    Queued like the confirmation mail: the delivery room builds it
+    (``transactional.compose_confirmations``, through :func:`render_welcome`) and sends it.
+    Called once per confirmation (only when the status changed), so one mail each time.
+    Returns the new row's id.
+    """
+    row = {
+        "kind": WELCOME_KIND,
+        "subscriber_id": subscriber_id,
+        "recipient": email,
+        "body": None,
+        "status": DeliveryStatus.QUEUED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    return session.connection().execute(_NEW_MAIL, row).scalar_one()
+
+
+def render_welcome(
+    email: str, subscriber_id: int, version: int, sections: str, config: Mapping, latest
+):
+    """Render the welcome mail triplet (RenderedMail); app context needed.
+
+    Args:
+        sections: the subscriber's topics (``Section.key`` form).
+        latest: the number of the latest issue in the public archive, or None when there
+            is none yet (the mail then links the archive's index).
+    """
+    base_url = config["MAILER_BASE_URL"].rstrip("/")
+    token = make_unsubscribe_token(config["SECRET_KEY"], subscriber_id, version)
+    return render_mail(
+        "welcome",
+        email=email,
+        list_name=config["MAILER_NAME"],
+        base_url=base_url,
+        topics=describe(sections),
+        digest_day=str(config.get("MAILER_DIGEST_DAY", "monday")).capitalize(),
+        latest_url=f"{base_url}/archive/{latest}" if latest else f"{base_url}/archive",
+        has_latest=latest is not None,
+        preferences_url=f"{base_url}/preferences/{token}",
+    )
 
 
 def render_confirmation(email: str, subscriber_id: int, version: int, config: Mapping):

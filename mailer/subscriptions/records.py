@@ -105,8 +105,13 @@ def record_event(
     user_agent: str | None = None,
     source: str | None = None,
     detail: str | None = None,
+    sections: str | None = None,
+    reason: str | None = None,
 ) -> ConsentEvent:
-    """Add a ConsentEvent for ``subscriber`` (what, when, IP, user agent, source); no commit."""
+    """Add a ConsentEvent for ``subscriber`` (what, when, IP, user agent, source); no commit.
+
+    ``sections``: the topics chosen with it; ``reason``: why someone left, when they said.
+    """
     event = ConsentEvent(
         subscriber_id=subscriber.id,
         action=action,
@@ -115,6 +120,8 @@ def record_event(
         user_agent=clipped(user_agent, 512),
         source=clipped(source, 512),
         detail=detail,
+        sections=sections,
+        reason=reason,
     )
     session.add(event)
     return event

@@ -3,7 +3,8 @@ scheduler call (delivery: for the confirmation mail it builds and the bounces it
 They take a session and raise domain errors (:mod:`.errors`), never HTTP ones.
 
 The work lives in :mod:`.signup` (web signup), :mod:`.links` (confirm/unsubscribe links),
-:mod:`.operators` (add, import), :mod:`.lifecycle` (unsubscribe, erase, bounce, purge); this
+:mod:`.preferences` (the preference page), :mod:`.operators` (add, import),
+:mod:`.lifecycle` (unsubscribe, erase, bounce, purge); this
 module re-exports them so that callers need only ``subscriptions.service``.
 """
 
@@ -15,7 +16,7 @@ from .lifecycle import (
     record_complaint,
     unsubscribe_subscriber,
 )
-from .limits import CONFIRM_KIND
+from .limits import CONFIRM_KIND, WELCOME_KIND
 from .links import (
     ALREADY,
     DONE,
@@ -34,14 +35,16 @@ from .links import (
     unsubscribe_by_token,
     unsubscribe_token_verifies,
 )
-from .mailing import humanize_duration, render_confirmation
+from .mailing import humanize_duration, render_confirmation, render_welcome
 from .operators import ImportReport, add_subscriber, import_csv
+from .preferences import REASONS, PreferencesPage, change_preferences, inspect_preferences
 from .records import PENDING
 from .signup import SignupResult, Visitor, process_signup_requests, request_subscription
 
 __all__ = [
     "ALREADY",
     "CONFIRM_KIND",
+    "WELCOME_KIND",
     "DONE",
     "ERASED",
     "EXPIRED",
@@ -49,19 +52,23 @@ __all__ = [
     "LEFT",
     "LIMITED",
     "PENDING",
+    "REASONS",
     "READY",
     "RESENT",
     "ImportReport",
+    "PreferencesPage",
     "SignupResult",
     "TokenPage",
     "Visitor",
     "add_subscriber",
+    "change_preferences",
     "confirm_by_token",
     "erase_by_token",
     "erase_subscriber",
     "humanize_duration",
     "import_csv",
     "inspect_confirm_token",
+    "inspect_preferences",
     "inspect_unsubscribe_token",
     "mark_bounced",
     "normalize_email",
@@ -69,6 +76,7 @@ __all__ = [
     "purge_stale_pending",
     "record_complaint",
     "render_confirmation",
+    "render_welcome",
     "request_subscription",
     "unsubscribe_by_token",
     "unsubscribe_subscriber",

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock
-from ..models import ConsentEvent, SignupRequest, Subscriber, UTCDateTime
+from ..models import ConsentEvent, Section, SignupRequest, Subscriber, UTCDateTime
 from .addresses import normalize_email, resolver_for
 from .mailing import queue_confirmation, queue_unbuilt_confirmation
 from .records import PENDING, change_status, clipped, find_subscriber, record_event
@@ -47,6 +47,8 @@ class Visitor:
     ip: str | None = None
     user_agent: str | None = None
     source: str | None = None
+    # The topics chosen with a signup (``Section.key`` form), for the subscriber and the record.
+    sections: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,19 @@ def web_normalize(raw: object, config: Mapping) -> str:
 
 
 def request_subscription(
-    session: Session, raw_email: object, *, config: Mapping, visitor: Visitor, honeypot: bool
+    session: Session,
+    raw_email: object,
+    *,
+    config: Mapping,
+    visitor: Visitor,
+    honeypot: bool,
+    sections: str | None = None,
 ) -> str | None:
     """Take one signup from the form: validate the address and store the request; commits.
 
     One INSERT into ``signup_request``; the worker does the rest
-    (:func:`process_signup_requests`). A filled honeypot stores nothing.
+    (:func:`process_signup_requests`). A filled honeypot stores nothing. ``sections``: the
+    topics chosen (``topics.parse_sections``); None for both.
 
     Returns:
         The normalized address that was stored, or None for a honeypot submission.
@@ -92,6 +101,7 @@ def request_subscription(
         "user_agent": clipped(visitor.user_agent, 512),
         "source": clipped(visitor.source, 512),
         "requested_at": clock.now(),
+        "sections": sections,
     }
     # A connection of its own, not the ORM session's: one INSERT needs none of its work.
     with session.get_bind().begin() as conn:
@@ -150,6 +160,7 @@ def _claim_requests(session: Session) -> list:
             SignupRequest.user_agent,
             SignupRequest.source,
             SignupRequest.requested_at,
+            SignupRequest.sections,
         )
         .execution_options(synchronize_session=False)
     )
@@ -157,7 +168,12 @@ def _claim_requests(session: Session) -> list:
 
 
 def _process_request(session: Session, request, config: Mapping) -> SignupResult:
-    visitor = Visitor(ip=request.ip_address, user_agent=request.user_agent, source=request.source)
+    visitor = Visitor(
+        ip=request.ip_address,
+        user_agent=request.user_agent,
+        source=request.source,
+        sections=request.sections or Section.BOTH,
+    )
     for attempt in range(_ATTEMPTS):
         try:
             with session.begin_nested():
@@ -193,7 +209,7 @@ def _statements() -> tuple:
     # Built once and run with parameters, so SQLAlchemy compiles each once (its statement
     # cache). The subscriber INSERT is written out because SQLAlchemy 2.0 does not cache
     # statements with on_conflict_do_nothing(); the SQL is the same on SQLite and PostgreSQL.
-    columns = tuple(_new_subscriber_row("", datetime.now(UTC), datetime.now(UTC)))
+    columns = tuple(_new_subscriber_row("", datetime.now(UTC), datetime.now(UTC), ""))
     new_subscriber = text(
         f"INSERT INTO subscriber ({', '.join(columns)}) "
         f"VALUES ({', '.join(':' + name for name in columns)}) "
@@ -202,9 +218,10 @@ def _statements() -> tuple:
     return new_subscriber, insert(ConsentEvent.__table__)
 
 
-def _new_subscriber_row(email: str, requested_at: datetime, now: datetime) -> dict:
+def _new_subscriber_row(email: str, requested_at: datetime, now: datetime, sections: str) -> dict:
     return {
         "email": email,
+        "sections": sections,
         "status": PENDING,
         "version": 1,
         "source": "web",
@@ -231,8 +248,9 @@ def _insert_new(
     # stores it. None: the address is already on file.
     conn = session.connection()
     new_subscriber, new_event = _statements()
+    sections = visitor.sections or Section.BOTH
     subscriber_id = conn.execute(
-        new_subscriber, _new_subscriber_row(email, requested_at, now)
+        new_subscriber, _new_subscriber_row(email, requested_at, now, sections)
     ).scalar()
     if subscriber_id is None:
         return None
@@ -243,6 +261,9 @@ def _insert_new(
         "ip_address": clipped(visitor.ip, 64),
         "user_agent": clipped(visitor.user_agent, 512),
         "source": clipped(visitor.source, 512),
+        "sections": sections,
+        "reason": None,
+        "detail": None,
     }
     conn.execute(new_event, event)
     queue_unbuilt_confirmation(conn, subscriber_id, email, config, now)
@@ -261,7 +282,12 @@ def _request_once(
     if subscriber is None:
         # Erased between _insert_new's conflict and this SELECT: store it afresh.
         subscriber = Subscriber(
-            email=email, status=PENDING, version=1, source="web", created_at=requested_at
+            email=email,
+            status=PENDING,
+            version=1,
+            source="web",
+            created_at=requested_at,
+            sections=visitor.sections or Section.BOTH,
         )
         session.add(subscriber)
         session.flush()  # IntegrityError here when a concurrent change inserted it first
@@ -270,6 +296,10 @@ def _request_once(
     else:
         renewed = change_status(session, subscriber, "request", now)
         if renewed:
+            # A new subscription: the topics are the ones chosen now. (A confirmed
+            # subscriber's topics are changed on the preference page, not by anyone who
+            # types the address into the form.)
+            subscriber.sections = visitor.sections or Section.BOTH
             _record(session, subscriber, "resubscribe_requested", requested_at, visitor)
     if subscriber.status != PENDING:
         return SignupResult(email=email, status=subscriber.status, mailed=False)
@@ -286,6 +316,7 @@ def _record(session, subscriber, action, now, visitor: Visitor) -> None:
         ip=visitor.ip,
         user_agent=visitor.user_agent,
         source=visitor.source,
+        sections=visitor.sections,
     )
 
 

@@ -1,11 +1,12 @@
-"""Public pages of the subscriber lifecycle: signup, confirm, unsubscribe (thin entry points).
+"""Public pages of the subscriber lifecycle: signup, confirm, unsubscribe, preferences (thin
+entry points).
 
 CSRF: ``POST /subscribe`` is exempt because the news site embeds our form in its own pages
-(a cross-site POST that cannot carry our session's CSRF token). ``POST /confirm/<token>`` and
-``POST /unsubscribe/<token>`` are exempt because the signed token in the URL is itself the
-capability: a forger would need the token, and a mailbox provider's RFC 8058 one-click POST
-arrives with no cookies and no CSRF token at all. Every other POST in the app keeps
-Flask-WTF's CSRF check.
+(a cross-site POST that cannot carry our session's CSRF token). ``POST /confirm/<token>``,
+``POST /unsubscribe/<token>`` and ``POST /preferences/<token>`` are exempt because the signed
+token in the URL is itself the capability: a forger would need the token, and a mailbox
+provider's RFC 8058 one-click POST arrives with no cookies and no CSRF token at all. Every
+other POST in the app keeps Flask-WTF's CSRF check.
 """
 
 from flask import (
@@ -22,8 +23,16 @@ from flask import (
 from ..extensions import csrf, db, limiter
 from . import service
 from .addresses import ENCODING_MESSAGE, printable
-from .errors import InvalidAddress, InvalidToken, StaleToken, UnknownSubscriber
+from .errors import (
+    InvalidAddress,
+    InvalidSections,
+    InvalidToken,
+    StaleToken,
+    UnknownChoice,
+    UnknownSubscriber,
+)
 from .service import Visitor
+from .topics import parse_sections
 
 bp = Blueprint("subscriptions", __name__)
 
@@ -82,7 +91,8 @@ def index():
     return render_template("subscriptions/index.html", email="", error=None)
 
 
-def _read_signup() -> tuple[object, bool] | None:
+def _read_signup() -> tuple[object, bool, object] | None:
+    """(email, honeypot filled, sections) as sent: sections is None when absent."""
     if request.is_json:
         try:
             data = request.get_json(silent=True)
@@ -91,10 +101,13 @@ def _read_signup() -> tuple[object, bool] | None:
         if not isinstance(data, dict):
             return None
         # A missing field is "" (enter your address); null, numbers, lists stay as they are.
-        return data.get("email", ""), bool(str(data.get(HONEYPOT_FIELD) or "").strip())
+        honeypot = bool(str(data.get(HONEYPOT_FIELD) or "").strip())
+        return data.get("email", ""), honeypot, data.get("sections")
     if _undecodable_form():
         raise InvalidAddress(ENCODING_MESSAGE)
-    return request.form.get("email", ""), bool(request.form.get(HONEYPOT_FIELD, "").strip())
+    form = request.form
+    sections = form.getlist("sections") if "sections" in form else None
+    return form.get("email", ""), bool(form.get(HONEYPOT_FIELD, "").strip()), sections
 
 
 def _undecodable_form() -> bool:
@@ -127,7 +140,12 @@ def subscribe():
         return _invalid(exc.message, "", 400)
     if signup is None:
         return _invalid('Send a JSON object like {"email": "name@example.com"}.', "", 400)
-    raw, honeypot = signup
+    raw, honeypot, chosen = signup
+    typed = raw if isinstance(raw, str) else ""
+    try:
+        sections = parse_sections(chosen)
+    except InvalidSections as exc:
+        return _invalid(exc.message, typed, 400, error="invalid_sections")
     source = request.referrer or request.headers.get("Origin") or "web"
     try:
         service.request_subscription(
@@ -136,9 +154,10 @@ def subscribe():
             config=current_app.config,
             visitor=_visitor(source),
             honeypot=honeypot,
+            sections=sections,
         )
     except InvalidAddress as exc:
-        return _invalid(exc.message, raw if isinstance(raw, str) else "", 422)
+        return _invalid(exc.message, typed, 422)
     if _wants_json():
         return jsonify(status="ok", message=THANKS_MESSAGE)
     return _thanks_page()
@@ -159,9 +178,9 @@ def _thanks_page() -> str:
     return page
 
 
-def _invalid(message: str, typed: str, status: int):
+def _invalid(message: str, typed: str, status: int, error: str = "invalid_email"):
     if _wants_json():
-        return jsonify(status="error", error="invalid_email", message=message), status
+        return jsonify(status="error", error=error, message=message), status
     # Strip control characters (NUL included) before echoing the value into the form.
     typed = printable(typed[:320]) if isinstance(typed, str) else ""
     return render_template("subscriptions/index.html", email=typed, error=message), status
@@ -245,6 +264,41 @@ def _erase(token: str):
         return render_template("subscriptions/unsubscribe.html", page=page, error=error), 400
     page = service.erase_by_token(db.session, token, current_app.config)
     return render_template("subscriptions/erased.html", page=page)
+
+
+@bp.get("/preferences/<token>")
+def preferences_page(token: str):
+    """Show topics, the pause and unsubscribe-with-reason; changes nothing (GET and HEAD)."""
+    page = service.inspect_preferences(db.session, _checked(token), current_app.config)
+    return _preferences(page)
+
+
+@bp.post("/preferences/<token>")
+@csrf.exempt
+@limiter.limit(_token_limit)
+def preferences_submit(token: str):
+    """Change topics (``action=topics``, ``sections``), pause, resume or unsubscribe."""
+    form = {
+        "action": request.form.get("action", ""),
+        "sections": request.form.getlist("sections") if "sections" in request.form else None,
+        "reason": request.form.get("reason", ""),
+    }
+    visitor = _visitor("preference page")
+    try:
+        page = service.change_preferences(
+            db.session, _checked(token), current_app.config, visitor, form
+        )
+    except (InvalidSections, UnknownChoice) as exc:
+        db.session.rollback()
+        page = service.inspect_preferences(db.session, token, current_app.config)
+        return _preferences(page, error=str(exc)), 400
+    return _preferences(page)
+
+
+def _preferences(page, error: str | None = None) -> str:
+    return render_template(
+        "subscriptions/preferences.html", page=page, reasons=service.REASONS, error=error
+    )
 
 
 def _checked(token: str) -> str:

@@ -291,11 +291,14 @@ def test_signup_snippet_posts_to_the_real_subscribe_endpoint(admin_client, app, 
     assert snippet in page
     assert 'action="https://news.example.com/subscribe" method="post"' in snippet
     fields = re.findall(r'name="(\w+)"', snippet)
-    assert fields == ["email", "website"]
+    assert fields == ["email", "sections", "sections", "website"]
 
     # The form as the news site would post it (a cross-site form carries no CSRF token).
     visitor = app.test_client()
-    reader = visitor.post("/subscribe", data={"email": "reader@example.jp", "website": ""})
+    reader = visitor.post(
+        "/subscribe",
+        data={"email": "reader@example.jp", "sections": ["news", "openings"], "website": ""},
+    )
     bot = visitor.post("/subscribe", data={"email": "bot@example.jp", "website": "http://spam"})
     assert (reader.status_code, bot.status_code) == (200, 200)  # the bot is not told
     session.rollback()  # a fresh read: end the snapshot of the last transaction

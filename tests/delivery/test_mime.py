@@ -147,7 +147,7 @@ def test_decoded_content_headers_and_dates(config):
     assert message["From"].addresses[0].addr_spec == "newsletter@example.com"
     assert message["Date"].datetime == STARTED
     assert message["Message-ID"] == "<issue-7.sub-5@example.com>"
-    assert message["List-Id"] == '"News and openings in Japan" <weekly.example.com>'
+    assert message["List-Id"] == '"Japan Weekly" <weekly.example.com>'
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert JA_LINE in message.get_body(("plain",)).get_content()
     assert LONG_URL in message.get_body(("plain",)).get_content()

@@ -105,7 +105,7 @@ def test_cut_blocks_cuts_where_the_html_part_is_cut():
     assert cut_blocks(html_to_blocks(PROGRAMME), SUMMARY_COLUMNS) == html_to_blocks(PROGRAMME)
 
 
-def test_digest_text_part_lists_items_line_by_line_and_html_part_is_one_paragraph(
+def test_digest_text_part_lists_items_line_by_line_and_html_part_keeps_the_lists(
     session, make_item
 ):
     make_item(title="Conference day in Osaka", summary_html=PROGRAMME)
@@ -114,15 +114,18 @@ def test_digest_text_part_lists_items_line_by_line_and_html_part_is_one_paragrap
     issue = build.build_issue(session, period="2026-W49")
 
     expected = "\n".join(
-        ["Conference day in Osaka", "https://example.com/news/1", "1 Dec 2026 · example.com"]
+        ["Conference day in Osaka", "https://example.com/news/1", "example.com · 1 Dec 2026"]
         + PROGRAMME_LINES
     )
     assert expected + "\n" in issue.text
     assert all(display_width(line) <= TEXT_WIDTH for line in issue.text.splitlines())
-    # The HTML part shows what it showed before: one paragraph of the summary's words.
+    # The HTML part shows the summary's lists as lists (nested items join their list).
+    tags = r'(?: class="[^"]*")?(?: style="[^"]*")?'
     assert re.search(
-        r'<p class="txt" style="[^"]*">The programme: 09:00 Talk 21:00 Training bring shoes '
-        r"and water Doors open at 08:30. Register Enjoy</p>",
+        rf"<p{tags}>The programme:</p>\s*<ul{tags}><li{tags}>09:00 Talk</li><li{tags}>21:00 "
+        rf"Training</li><li{tags}>bring shoes</li><li{tags}>and water</li></ul>\s*"
+        rf"<p{tags}>Doors open</p>\s*<p{tags}>at 08:30.</p>\s*"
+        rf"<ol{tags}><li{tags}>Register</li><li{tags}>Enjoy</li></ol>",
         issue.html,
     )
 
@@ -148,7 +151,7 @@ def test_archive_page_invites_to_subscribe_and_the_mail_keeps_its_footer(
     assert "1-1 Example-cho" not in article and "View in browser" not in article
     assert re.search(
         r'<td class="footer" style="[^"]*"><p style="margin:8px 0 0">Like what you read\? '
-        r'<a href="/" style="[^"]*">Subscribe</a> to get News and openings in Japan by e-mail '
+        r'<a href="/" style="[^"]*">Subscribe</a> to get Japan Weekly by e-mail '
         r"every week.</p></td>",
         article,
     )

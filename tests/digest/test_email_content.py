@@ -123,21 +123,24 @@ def test_layout_is_a_600px_fluid_table_with_dark_mode_meta_and_hidden_preheader(
 
     assert '<meta name="color-scheme" content="light dark">' in issue.html
     assert '<meta name="supported-color-schemes" content="light dark">' in issue.html
-    assert re.search(r'<table class="container"[^>]*width="600"[^>]*max-width:600px', issue.html)
-    assert issue.preheader == "Second headline · First headline"
+    (container,) = re.findall(r'<table class="container"[^>]*>', issue.html)
+    assert 'width="600"' in container and "width:100%;max-width:600px" in container
+    assert issue.preheader == "2 stories this week: Second headline · First headline"
     assert re.search(
         r'<div class="preheader" style="max-height:0;max-width:0;overflow:hidden;mso-hide:all">'
-        r"Second headline · First headline</div>",
+        r"2 stories this week: Second headline · First headline</div>",
         issue.html,
     )
-    # Every rule was inlined: a <style> block may only hold @media rules.
-    for block in re.findall(r"<style[^>]*>(.*?)</style>", issue.html, re.DOTALL):
-        assert block.strip().startswith("@media")
-    # Text colours always sit on an explicit background (readable when a client inverts).
-    assert "background-color:#ffffff" in issue.html and "color:#1d2430" in issue.html
-    assert "News and openings in Japan</p>" in issue.html and "<img" not in issue.html
+    # Every rule was inlined: no <style> block is left.
+    assert re.findall(r"<style[^>]*>(.*?)</style>", issue.html, re.DOTALL) in ([], [""])
+    # Colours are pairs: the light value, then light-dark(light, dark) for clients that
+    # follow the reader's scheme; text always sits on an explicit background in both.
+    assert "background-color:#ffffff;background-color:light-dark(#ffffff,#1b1f24)" in issue.html
+    assert "color:#1d2430;color:light-dark(#1d2430,#e8eaed)" in issue.html
+    assert re.search(r'<p class="brand" style="[^"]*">Japan Weekly</p>', issue.html)
+    assert "<img" not in issue.html
     # The item's title is its only link (one accessible name per story, no "Read more").
-    assert ">First headline</a></h3>" in issue.html and "Read more" not in issue.html
+    assert re.search(r'">First headline</a></h3>', issue.html) and "Read more" not in issue.html
 
 
 def test_logo_only_when_configured_with_alt_and_size(app, session, make_item):
@@ -148,8 +151,7 @@ def test_logo_only_when_configured_with_alt_and_size(app, session, make_item):
     issue = build.build_issue(session, period="2026-W49")
 
     assert (
-        '<img src="https://news.example.com/logo.png" alt="News and openings in Japan" '
-        'width="160" height="40"'
+        '<img src="https://news.example.com/logo.png" alt="Japan Weekly" width="160" height="40"'
     ) in issue.html
 
 
@@ -162,8 +164,11 @@ def test_openings_show_company_location_and_type_where_known(session, make_item)
     issue = build.build_issue(session, period="2026-W49")
 
     assert '<p class="meta"' in issue.html
-    assert "Acme KK · Osaka · Full-time</p>" in issue.html
-    assert "Sakura Docs</p>" in issue.html
+    # Each fact kept on one line (white-space:nowrap), the facts side by side.
+    fact = '<strong class="fact" style="white-space:nowrap">{}</strong>'
+    facts = " · ".join(fact.format(v) for v in ("Acme KK", "Osaka", "Full-time"))
+    assert facts + "</p>" in issue.html
+    assert fact.format("Sakura Docs") + "</p>" in issue.html
     assert "Data engineer\nhttps://example.com/openings/1\nAcme KK · Osaka · Full-time\n" in (
         issue.text
     )
@@ -188,8 +193,8 @@ def test_text_part_is_written_for_reading(session, make_item):
     for line in lines:
         if not line.startswith("http"):
             assert display_width(line) <= TEXT_WIDTH, line
-    assert "1 Dec 2026 · Japan Times" in lines
-    assert "NEWS" in lines and "OPENINGS" in lines
+    assert "Japan Times · 1 Dec 2026" in lines
+    assert "NEWS (2)" in lines and "JOB OPENINGS (0)" in lines
     japanese = [line for line in lines if "家賃" in line or "申請" in line]
     assert len(japanese) >= 3 and all(display_width(line) <= TEXT_WIDTH for line in japanese)
     squeezed = "".join(issue.text.split())
@@ -234,21 +239,22 @@ def test_subject_is_one_line_and_of_sane_length(session, make_item):
     issue = build.build_issue(session, period="2026-W49")
 
     assert "\n" not in issue.subject and "\r" not in issue.subject
-    assert len(issue.subject) <= 120
-    assert issue.subject.startswith("News and openings in Japan — Week 49, 2026: A very long")
+    assert len(issue.subject) <= 70 and issue.subject.endswith("word…")
+    assert issue.subject.startswith("Japan Weekly: A very long")
 
 
 def test_render_mail_returns_a_frozen_triplet(app):
     with app.app_context():
         mail = render_mail(
-            "digest", newsletter="X\nY", label="Week 1, 2026", headline="", preheader="",
+            "digest", newsletter="X\nY", label="Week 1, 2026", subject="X\nY — a\rb",
+            intro="", preheader="",
             sections=[], base_url="https://n.example", site_host="n.example",
             archive_url="https://n.example/archive/1", logo_url="", logo_width=1,
             logo_height=1, postal_address="Addr", unsubscribe_url="U", recipient="R",
             text_width=72, wrap=wrap,
         )  # fmt: skip
     assert isinstance(mail, RenderedMail)
-    assert mail.subject == "X Y — Week 1, 2026"
+    assert mail.subject == "X Y — a b"
     assert mail.text.endswith("Addr\n")
     with pytest.raises(AttributeError):
         mail.subject = "changed"

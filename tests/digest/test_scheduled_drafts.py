@@ -17,6 +17,7 @@ from mailer import clock
 from mailer import scheduler as schedule
 from mailer.content.items import create_item
 from mailer.digest import schedule as weekly
+from mailer.digest.periods import period_label
 from mailer.models import Issue, IssueStatus, Item, JobEvent, SubscriberStatus
 from tests.support.admin import add_subscribers, post, signed_in_client
 
@@ -97,7 +98,7 @@ def test_a_draft_built_midweek_is_sent_by_the_next_weekly_run(
     draft = session.scalars(select(Issue)).one()
     # It belongs to the run that will send it: Monday of W50.
     assert (draft.period, draft.status) == ("2026-W50", IssueStatus.DRAFT)
-    assert "Week 50, 2026" in draft.subject
+    assert draft.period == "2026-W50" and "Monday, 7 December 2026" in draft.text
     clock.freeze(THURSDAY_W49)
     late = _add_item(session, "Kyoto autumn leaves peak")  # after the build
 
@@ -130,7 +131,7 @@ def test_a_draft_built_midweek_is_sent_by_the_next_weekly_run(
     assert session.get(Item, late.id).issue_id == following.id
     assert _recipients(smtp_server) == READERS
     assert _subjects(smtp_server) == {following.subject}
-    assert "Week 51, 2026" in following.subject
+    assert following.period == "2026-W51" and "Monday, 14 December 2026" in following.text
 
 
 def test_a_draft_of_an_earlier_week_is_sent_once_and_the_week_counts_as_done(
@@ -262,15 +263,16 @@ def test_the_pages_label_the_next_issue_with_the_week_of_its_send(
     dashboard = admin.get("/admin/").get_data(as_text=True)
 
     assert "The next issue is not built yet" in page
-    assert f"{label}: Shinkansen timetable change" in page
+    subject = "Japan Weekly: Shinkansen timetable change"
+    assert f'<span class="label">{label}</span> {subject}' in page
     assert f"Scheduled send: {send}" in page
-    assert f"{label}: Shinkansen timetable change" in dashboard
+    assert f"{label} · <strong>{subject}</strong>" in dashboard
     assert f'<p class="big">{send}</p>' in dashboard
 
     # What "Build now" makes is what the page showed, and the scheduled run sends it.
     post(admin, "/admin/next/build")
     issue = session.scalars(select(Issue)).one()
-    assert label in issue.subject
+    assert period_label(issue.period) == label and issue.subject == subject
     clock.freeze(datetime.strptime(send, "%Y-%m-%d %H:%M JST").replace(tzinfo=JST))
     schedule.weekly_digest_job(app)
     assert _subjects(smtp_server) == {issue.subject}
@@ -293,7 +295,7 @@ def test_an_issue_sent_ahead_by_hand_leaves_its_week_to_the_weekly_run(
     _add_item(session, "Kyoto autumn leaves peak")
 
     page = admin.get("/admin/next").get_data(as_text=True)
-    assert "Week 50, 2026: Kyoto autumn leaves peak" in page
+    assert '<span class="label">Week 50, 2026</span> Japan Weekly: Kyoto autumn leaves peak' in page
     assert "Scheduled send: 2026-12-07 08:00 JST" in page
     post(admin, "/admin/next/build")
     session.expire_all()

@@ -62,7 +62,8 @@ def test_signup_confirm_digest_one_click_unsubscribe_then_no_later_digest(
     # 3. A digest arrives, with the RFC 8058 headers.
     first = _digest(session, make_item, "2026-W10", "Tokyo opens a new line")
     send_pending(app)
-    (digest,) = _messages_to(smtp_server, reader)[1:]
+    welcome, digest = _messages_to(smtp_server, reader)[1:]
+    assert welcome["Subject"].startswith("Welcome") and "List-Unsubscribe" not in welcome
     assert "Tokyo opens a new line" in digest.get_body(preferencelist=("plain",)).get_content()
     url = _one_click_url(digest)
     assert url.startswith(app.config["MAILER_BASE_URL"] + "/unsubscribe/")
@@ -80,7 +81,7 @@ def test_signup_confirm_digest_one_click_unsubscribe_then_no_later_digest(
     second = _digest(session, make_item, "2026-W11", "Osaka hiring fair")
     assert second == first + 1
     send_pending(app)
-    assert len(_messages_to(smtp_server, reader)) == 2
+    assert len(_messages_to(smtp_server, reader)) == 3  # confirmation, welcome, first digest
     assert len(_messages_to(smtp_server, other.email)) == 2
 
 
@@ -103,7 +104,7 @@ def test_signup_while_the_relay_is_down_succeeds_and_the_mail_goes_later(app, cl
     app.config["MAILER_SMTP_PORT"] = free_port()  # nothing listens there: the relay is down
     response = client.post("/subscribe", data={"email": "patient@example.com"})
     assert response.status_code == 200
-    assert subscriber(session, "patient@example.com").status == "pending"
+    assert subscriber(session, "patient@example.com").status == "pending"  # runs the signups job
     summary = send_pending(app)
     assert summary.transactional_sent == 0
     session.expire_all()

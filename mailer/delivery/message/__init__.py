@@ -32,19 +32,22 @@ import re
 from email.utils import make_msgid
 
 from ... import clock
+from ...digest.render import preferences_url_of
 from . import headers as hdr
 from .assemble import assemble
 from .body import choose_cte
-from .compiled import MARKERS, CompiledIssue
+from .compiled import MARKERS, CompiledIssue, CompiledVariants
 from .dkim import DkimSigner, signer_from_config
 from .headers import message_id
 
 __all__ = [
     "CompiledIssue",
+    "CompiledVariants",
     "build_message",
     "build_test_message",
     "build_transactional",
     "compile_issue",
+    "compile_variants",
     "message_id",
 ]
 
@@ -53,12 +56,17 @@ _MARKER_RE = re.compile("|".join(re.escape(m) for m in MARKERS))
 
 
 def fill_markers(text: str, unsubscribe_url: str, recipient: str, *, for_html: bool) -> str:
-    """Replace the unsubscribe-URL and recipient markers in one pass.
+    """Replace the unsubscribe-URL, recipient and preference-URL markers in one pass.
 
-    For the HTML part the values are HTML-escaped (quotes too: the URL sits in an href).
+    The preference page takes the unsubscribe URL's token. For the HTML part the values are
+    HTML-escaped (quotes too: the URLs sit in an href).
     """
-    unsubscribe_marker, recipient_marker = MARKERS
-    values = {unsubscribe_marker: unsubscribe_url, recipient_marker: recipient}
+    unsubscribe_marker, recipient_marker, preferences_marker = MARKERS
+    values = {
+        unsubscribe_marker: unsubscribe_url,
+        recipient_marker: recipient,
+        preferences_marker: preferences_url_of(unsubscribe_url),
+    }
     if for_html:
         values = {k: html.escape(v, quote=True) for k, v in values.items()}
     return _MARKER_RE.sub(lambda m: values[m.group(0)], text)
@@ -140,6 +148,15 @@ def compile_issue(issue, config) -> CompiledIssue:
         What :func:`build_message` raises for the settings.
     """
     return CompiledIssue(issue, config, signer_from_config(config))
+
+
+def compile_variants(issue, config) -> CompiledVariants:
+    """Compile ``issue`` once per variant (the whole issue and each ``IssueVariant``).
+
+    The sender picks each subscriber's message with ``for_sections(subscriber.sections)``.
+    Raises what :func:`build_message` raises for the settings.
+    """
+    return CompiledVariants(issue, config, signer_from_config(config))
 
 
 def build_test_message(issue, recipient: str, config) -> bytes:

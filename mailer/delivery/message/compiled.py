@@ -8,15 +8,23 @@ with placeholders for the per-recipient values, and cut at them. The bodies come
 import base64
 import html
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
 
-from ...digest.render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
+from ...digest.render import (
+    PREFERENCES_URL_MARKER,
+    RECIPIENT_MARKER,
+    UNSUBSCRIBE_URL_MARKER,
+    preferences_url_of,
+)
+from ...models import Section
 from . import headers as hdr
 from .assemble import assemble
 from .body import body_template
 from .canonical import PieceHasher
 from .dkim import DkimSigner
 
-MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER)
+MARKERS = (UNSUBSCRIBE_URL_MARKER, RECIPIENT_MARKER, PREFERENCES_URL_MARKER)
 # Two recipients of different lengths: the body pieces they share are the same for everyone.
 _SAMPLES = (
     ("a@example.invalid", "https://a.invalid/u/1"),
@@ -123,12 +131,17 @@ class CompiledIssue:
             if piece.__class__ is bytes:
                 out.append(piece)
             elif piece == "TEXT":
-                values = {UNSUBSCRIBE_URL_MARKER: unsubscribe_url, RECIPIENT_MARKER: to}
+                values = {
+                    UNSUBSCRIBE_URL_MARKER: unsubscribe_url,
+                    RECIPIENT_MARKER: to,
+                    PREFERENCES_URL_MARKER: preferences_url_of(unsubscribe_url),
+                }
                 self._text.extend(out, values, stuffed)
             elif piece == "HTML":
                 values = {
                     UNSUBSCRIBE_URL_MARKER: html.escape(unsubscribe_url),
                     RECIPIENT_MARKER: html.escape(to),
+                    PREFERENCES_URL_MARKER: html.escape(preferences_url_of(unsubscribe_url)),
                 }
                 self._html.extend(out, values, stuffed)
             else:
@@ -189,3 +202,62 @@ def _encoded_placeholder(placeholder: str, cte: str) -> bytes:
     if cte == "base64":
         return base64.encodebytes(line).replace(b"\n", b"\r\n")
     return line  # quoted-printable leaves these characters as they are
+
+
+@dataclass(frozen=True)
+class _VariantIssue:
+    # What CompiledIssue reads of an issue, with one variant's subject and bodies; the id,
+    # number and dates are the issue's, so the Message-ID, boundary and Date stay the same.
+    id: int
+    number: int
+    subject: str
+    text: str
+    html: str
+    send_started_at: datetime | None
+    created_at: datetime | None
+
+
+class CompiledVariants:
+    """An issue compiled once per variant: the whole issue, and each single-topic variant.
+
+    ``for_sections(subscriber.sections)`` picks a subscriber's message. An issue stored
+    without variants (built before topics existed, or with no items) is the whole issue for
+    everyone.
+    """
+
+    def __init__(self, issue, config, signer: DkimSigner | None):
+        """Compile ``issue`` (a models.Issue with its ``variants``) and each variant once."""
+        self.issue_id = issue.id
+        self.signer = signer
+        self._whole = CompiledIssue(issue, config, signer)
+        self._by_sections = {Section.BOTH: self._whole}
+        for variant in issue.variants:
+            view = _VariantIssue(
+                issue.id,
+                issue.number,
+                variant.subject,
+                variant.text,
+                variant.html,
+                issue.send_started_at,
+                issue.created_at,
+            )
+            self._by_sections[variant.sections] = CompiledIssue(view, config, signer)
+        self._everyone = len(self._by_sections) == 1
+
+    def for_sections(self, sections: str) -> CompiledIssue | None:
+        """The compiled message for subscribers of ``sections`` (``Section.key`` form), or
+        None when their topics have no items in this issue."""
+        if self._everyone:
+            return self._whole
+        return self._by_sections.get(sections)
+
+    @property
+    def single(self) -> CompiledIssue | None:
+        """The one compiled message when every subscriber gets the same, else None (the
+        signing helpers of sender/signing.py compile one message, so they serve only then)."""
+        return self._whole if self._everyone else None
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The topic sets compiled (for logs and tests)."""
+        return tuple(self._by_sections)

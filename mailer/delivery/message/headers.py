@@ -125,8 +125,12 @@ def sender(config) -> tuple[str, str, str]:
 
 
 def from_value(config) -> str:
-    """Return the From header value: ``Display Name <address>`` (name encoded when needed)."""
+    """Return the From header value: ``Display Name <address>`` (name encoded when needed).
+
+    The display name is ``MAILER_FROM``'s own, else ``MAILER_NAME`` (the newsletter's one name).
+    """
     name, address, _domain = sender(config)
+    name = name or one_line(config.get("MAILER_NAME") or "")
     if not name:
         return address
     phrase = display_name(name, "From")

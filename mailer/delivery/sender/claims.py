@@ -86,6 +86,8 @@ class Claimed:
     attempts: int
     retry_until: datetime | None
     soft_failures: int
+    sections: str  # the subscriber's topics: which variant of the issue they get
+    paused_until: datetime | None  # no digest before this (the preference page's pause)
 
 
 def claim_batch(
@@ -114,6 +116,8 @@ def claim_batch(
             Delivery.attempts,
             Delivery.retry_until,
             Subscriber.soft_failures_in_row,
+            Subscriber.sections,
+            Subscriber.paused_until,
         )
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.in_(ids))

@@ -45,7 +45,7 @@ class IssueSender:
 
     Args:
         engine: the SQLAlchemy engine (one autocommit connection is taken from it).
-        config: the app config. issue_id: Issue.id. compiled: its ``message.CompiledIssue``.
+        config: the app config. issue_id: Issue.id. compiled: its ``message.CompiledVariants``.
         connections: how many relay connections to keep busy.
         rate: messages/s for this sender as a whole (0 = unlimited).
         stop: an Event; once set, no new message starts and :meth:`run` returns when the
@@ -134,7 +134,7 @@ class IssueSender:
                 pool.close()
 
     def _signing_pool(self, helpers: int):
-        return lambda: signing.SigningPool(self.compiled, self.config, helpers)
+        return lambda: signing.SigningPool(self.compiled.single, self.config, helpers)
 
     def _on_wire(self) -> list[int]:
         return [job.row.delivery_id for c in self.channels for _k, job in c.expect if job]

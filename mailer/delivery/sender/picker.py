@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from itertools import islice
 
+from ... import clock
 from ...models import DeliveryStatus, IssueStatus, SubscriberStatus
 from ...subscriptions.tokens import make_unsubscribe_token, unsubscribe_url
 from .batches import Job, Rows
@@ -20,6 +21,8 @@ from .signing import AHEAD, SIGN_HERE_FIRST
 from .statements import CHECK_AHEAD, HotPath
 
 LEFT_REPLY = "not sent: the subscriber is {status} now"
+PAUSED_REPLY = "not sent: the subscriber paused the newsletter (see their paused_until)"
+NO_ITEMS_REPLY = "not sent: no new items in the subscriber's topics ({sections}) this issue"
 CHECK_FRESH = 0.05  # seconds a pre-send check stays good
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
 
@@ -30,7 +33,7 @@ class Picker:
     Args:
         rows: the sender's claimed rows. hot: its per-message statements.
         outcomes: where skipped and unsendable rows are recorded.
-        compiled: the issue's ``message.CompiledIssue``. config: the app config.
+        compiled: the issue's ``message.CompiledVariants``. config: the app config.
     """
 
     def __init__(
@@ -89,6 +92,15 @@ class Picker:
         return "send"
 
     def _personalise(self, row: Claimed) -> Job | None:
+        if row.paused_until is not None and row.paused_until > clock.now():
+            # Paused after the issue was queued (enqueue skips those paused before).
+            self.outcomes.skipped(row, PAUSED_REPLY)
+            return None
+        compiled = self.compiled.for_sections(row.sections)
+        if compiled is None:
+            # The topics changed after the issue was queued, to ones without items.
+            self.outcomes.skipped(row, NO_ITEMS_REPLY.format(sections=row.sections))
+            return None
         self._made += 1
         if self._make_pool is not None and self._made == SIGN_HERE_FIRST:
             self.signing = self._make_pool()
@@ -104,7 +116,7 @@ class Picker:
                 return Job(row, parts)
         token = make_unsubscribe_token(self.secret_key, row.subscriber_id, row.version)
         try:
-            parts = self.compiled.personalise_parts(
+            parts = compiled.personalise_parts(
                 row.subscriber_id, row.email, unsubscribe_url(self.base_url, token)
             )
         except ValueError as exc:  # an address that cannot be written into a header

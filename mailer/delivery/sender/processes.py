@@ -217,7 +217,7 @@ def child_main(factory, config, issue_id: int, connections: int, rate, index: in
     app = factory(config)
     with app.app_context():
         issue = db.session.get(Issue, issue_id)
-        compiled = message.compile_issue(issue, app.config)
+        compiled = message.compile_variants(issue, app.config)
         db.session.remove()
         total, errors = run_here(
             app, issue_id, compiled, connections, rate=rate, stop=stop,

@@ -51,8 +51,10 @@ def _ready() -> bool:
 
 def wanted(config: Mapping, compiled, dialect: str) -> int:
     """How many helper processes to use: MAILER_SIGNING_PROCESSES when the issue is signed
-    and the database is SQLite (its one sender process), else 0."""
-    if compiled.signer is None or dialect != "sqlite":
+    and the database is SQLite (its one sender process), else 0. ``compiled``: the issue's
+    ``message.CompiledVariants``; an issue with topic variants is signed here (the helpers
+    compile one message)."""
+    if compiled.signer is None or dialect != "sqlite" or compiled.single is None:
         return 0
     return int(config.get("MAILER_SIGNING_PROCESSES", 0))
 
