@@ -9,7 +9,7 @@ from ..digest import outlook, preflight, schedule
 from ..digest.periods import period_for
 from ..extensions import db
 from ..subscriptions.service import REASONS
-from . import queries
+from . import attention, queries
 from .blueprint import bp
 from .charts import bar_chart
 from .filters import when
@@ -50,9 +50,9 @@ def _warnings(findings: list, now) -> list[Alert]:
             f"Feed {feed.url} has been failing for more than a day: {feed.last_error}",
             url_for("admin.feed_list"),
         )
-        for feed in queries.failing_feeds(session, now)
+        for feed in attention.failing_feeds(session, now)
     ]
-    waiting, reply = queries.unreachable_relay(session)
+    waiting, reply = attention.unreachable_relay(session)
     if waiting:
         found.append(
             Alert(
@@ -63,7 +63,7 @@ def _warnings(findings: list, now) -> list[Alert]:
         )
     found += [
         Alert(_paused_message(paused), url_for("admin.issue_detail", number=paused.number))
-        for paused in queries.paused_issues(session)
+        for paused in attention.paused_issues(session)
     ]
     found += [
         Alert(
@@ -74,9 +74,9 @@ def _warnings(findings: list, now) -> list[Alert]:
             f"{current_app.config['MAILER_PUSHBACK_AFTER']} in a row the send pauses itself.",
             url_for("admin.issue_detail", number=issue.number),
         )
-        for issue in queries.refused_issues(session)
+        for issue in attention.refused_issues(session)
     ]
-    mail = queries.refused_mail(session, clock.now())
+    mail = attention.refused_mail(session, clock.now())
     if mail is not None:
         found.append(
             Alert(
@@ -95,7 +95,7 @@ def _warnings(findings: list, now) -> list[Alert]:
         if finding.level == "error"
     ]
     found += _run_alerts(session, now)
-    waiting, since = queries.waiting_signups(session, now)
+    waiting, since = attention.waiting_signups(session, now)
     if waiting:
         found.append(
             Alert(
@@ -127,7 +127,7 @@ def _run_alerts(session, now) -> list[Alert]:
             f"Missed week ({event.created_at:%Y-%m-%d}): {event.message}",
             url_for("admin.issue_list"),
         )
-        for event in queries.recent_missed_weeks(session, now)
+        for event in attention.recent_missed_weeks(session, now)
     ]
     try:
         config = current_app.config
@@ -137,7 +137,7 @@ def _run_alerts(session, now) -> list[Alert]:
         return found  # the schedule's own error is shown under "Next send"
     found += [
         Alert(f"The last weekly run: {event.message}", url_for("admin.next_issue_page"))
-        for event in queries.run_events(session, period)
+        for event in attention.run_events(session, period)
     ]
     return found
 
@@ -172,6 +172,6 @@ def dashboard():
         recent=recent,
         stats=stats,
         warnings=_rate_warnings(recent, stats) + _warnings(findings, now),
-        events=queries.recent_job_events(session, now),
+        events=attention.recent_job_events(session, now),
         reasons=queries.unsubscribe_reasons(session, REASONS),
     )
