@@ -39,12 +39,9 @@ def dovecot(dovecot_server):
 
 @pytest.fixture
 def app_config(app_config, dovecot):
-    """The suite's config with the Dovecot mailbox and VERP on."""
-    return {
-        **app_config,
-        "MAILER_BOUNCE_MAILBOX": dovecot.imap_url,
-        "MAILER_BOUNCE_ADDRESS": "bounces@news.example.jp",
-    }
+    """The suite's config with the Dovecot mailbox (VERP off: the reports here are other
+    MTAs' and carry no token of ours; with VERP on, a report without one changes nothing)."""
+    return {**app_config, "MAILER_BOUNCE_MAILBOX": dovecot.imap_url}
 
 
 def status_of(session, email: str) -> str:
@@ -109,6 +106,7 @@ def test_pop3_mailbox(app_config, dovecot):
 def test_a_digest_bounce_found_by_the_worker_job_suppresses_its_subscriber(
     app, session, smtp_server, dovecot
 ):
+    app.config["MAILER_BOUNCE_ADDRESS"] = "bounces@news.example.jp"  # VERP on for this send
     add_subscribers(session, ["fay@example.com", "gus@example.com"])
     make_issue(session)
     engine.start_issue(session, 1)

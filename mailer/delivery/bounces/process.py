@@ -10,6 +10,9 @@ order (the first that applies decides):
    that delivery's subscriber is the failed recipient;
 3. the failed recipient among the subscribers.
 
+With ``MAILER_BOUNCE_ADDRESS`` set, a mailed report must carry a valid token (1.): the other
+two would let anyone who knows a subscriber's address unsubscribe them with a forged report.
+
 Whatever matched, the row must have been sent in the last :data:`MAILED_WITHIN` (30 days):
 a report never suppresses an address we did not mail lately. A report or event that
 matches nothing is logged and ignored. Each event is a :class:`~mailer.models.Bounce` row;
@@ -101,6 +104,11 @@ def process_report(
         return _ignored("a VERP token whose signature does not verify")
     if len(refs) > 1:
         return _ignored("VERP tokens naming several messages")
+    if not refs and verp.enabled:
+        # Every genuine report comes back to the signed address we sent from; one without
+        # a token could name anyone whose address a stranger knows (the bounce address is in
+        # every Return-Path), so it changes nothing.
+        return _ignored("no VERP token, which every report must carry with MAILER_BOUNCE_ADDRESS")
     receipt = report.message_id or hashlib.sha256(raw).hexdigest()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         pairs = _match(conn, config, report, refs)
@@ -267,6 +275,7 @@ def _take_receipt(conn: Connection, source: str, key: str) -> bool:
 def _record(conn: Connection, config: Mapping, target: Target, finding: Finding, source) -> bool:
     """Add the Bounce row and apply it; True when the subscriber is suppressed now."""
     diagnostic = (finding.diagnostic or "")[:DIAGNOSTIC_LIMIT] or None
+    first_soft = finding.kind == SOFT and not _soft_recorded(conn, target)
     conn.execute(
         insert(Bounce).values(
             subscriber_id=target.subscriber_id,
@@ -284,6 +293,8 @@ def _record(conn: Connection, config: Mapping, target: Target, finding: Finding,
     if finding.kind == HARD:
         return count_bounce(conn, target.subscriber_id, reply, config["MAILER_BOUNCE_LIMIT"], True)
     if finding.kind == SOFT:
+        if not first_soft:
+            return False  # a delay reported again (each retry resends it): one soft failure
         limit = config["MAILER_SOFT_BOUNCE_LIMIT"]
         return count_bounce(conn, target.subscriber_id, reply, limit, False)
     with Session(bind=conn.engine) as session:
@@ -291,3 +302,15 @@ def _record(conn: Connection, config: Mapping, target: Target, finding: Finding,
         return subscriber is not None and record_complaint(
             session, subscriber, source=source, detail=diagnostic
         )
+
+
+def _soft_recorded(conn: Connection, target: Target) -> bool:
+    """Whether a soft bounce of the same delivery (or mail) was recorded already."""
+    if target.delivery_id is not None:
+        same = Bounce.delivery_id == target.delivery_id
+    elif target.mail_id is not None:
+        same = Bounce.mail_id == target.mail_id
+    else:
+        return False
+    found = select(Bounce.id).where(same, Bounce.kind == SOFT).limit(1)
+    return conn.scalar(found) is not None
