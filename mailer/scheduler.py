@@ -276,10 +276,12 @@ def purge_pending_job(app: Flask) -> None:
 
 def bounce_mailbox_job(app: Flask) -> None:
     """Poll the bounce mailbox once; a mail server that does not answer is logged (next poll)."""
+    from imap_tools.errors import ImapToolsError  # here: imap_tools loads only to poll
+
     with app.app_context():
         try:
             summary = fetch_mailbox(db.engine, app.config)
-        except (OSError, IMAP4.error, poplib.error_proto) as exc:
+        except (OSError, IMAP4.error, poplib.error_proto, ImapToolsError) as exc:
             log.warning("bounce mailbox: cannot read it: %s", exc)
             return
     if summary.processed or summary.kept:

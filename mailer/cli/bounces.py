@@ -61,10 +61,12 @@ def receive_command(recipient: str | None) -> None:
 @bounces_cli.command("fetch")
 def fetch_command() -> None:
     """Poll MAILER_BOUNCE_MAILBOX once (the worker does it every MAILER_BOUNCE_POLL_MINUTES)."""
+    from imap_tools.errors import ImapToolsError  # here: imap_tools loads only to poll
+
     if not current_app.config.get("MAILER_BOUNCE_MAILBOX"):
         raise click.ClickException("MAILER_BOUNCE_MAILBOX is not set: there is no mailbox")
     try:
         summary = fetch_mailbox(db.engine, current_app.config)
-    except (OSError, IMAP4.error, poplib.error_proto) as exc:
+    except (OSError, IMAP4.error, poplib.error_proto, ImapToolsError) as exc:
         raise click.ClickException(f"cannot read MAILER_BOUNCE_MAILBOX: {exc}") from exc
     click.echo(f"{summary.processed} processed, {summary.kept} kept (flagged)")

@@ -152,3 +152,18 @@ def test_a_mail_server_that_does_not_answer_is_logged_by_the_job(tmp_path, caplo
     result = app.test_cli_runner().invoke(args=["bounces", "fetch"])
     assert result.exit_code == 1
     assert "cannot read MAILER_BOUNCE_MAILBOX" in result.output
+
+
+def test_a_wrong_mailbox_password_is_one_line_not_a_traceback(app_config, dovecot):
+    # Before: imap_tools' MailboxLoginError escaped as a traceback (a fresh user's test).
+    user_and_password, _, place = dovecot.imap_url.removeprefix("imap://").partition("@")
+    url = f"imap://{user_and_password.partition(':')[0]}:not-the-password@{place}"
+    app = create_app({**app_config, "MAILER_BOUNCE_MAILBOX": url})
+    result = app.test_cli_runner().invoke(args=["bounces", "fetch"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot read MAILER_BOUNCE_MAILBOX: ")
+    assert "Traceback" not in result.output
+    with app.app_context():
+        from mailer.extensions import db
+
+        db.engine.dispose()

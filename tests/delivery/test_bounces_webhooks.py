@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import urllib.error
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -301,3 +302,16 @@ def test_unconfigured_unknown_oversized_and_not_mailed_lately(app, client, sessi
     answer = client.post("/webhooks/bounces/mailgun", json=mailgun_body(FAILED))
     assert answer.json == {"recorded": 0, "ignored": 1, "replayed": 0}
     assert state(session, "ann@example.com") == ("confirmed", 0, 0)
+
+
+def test_a_certificate_that_cannot_be_fetched_is_a_403_not_a_500(client, session, monkeypatch):
+    # Before: urllib's URLError escaped as an HTML 500 (found by a fresh user's test).
+    def unreachable_sns_get(url: str) -> bytes:  # a fake: the real one fetches from AWS
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(sns, "sns_get", unreachable_sns_get)
+    sns._certificates.clear()
+    mailed(session, ["lee@example.com"])
+    message = sns_message("Notification", ses_bounce("lee@example.com"))
+    assert client.post("/webhooks/bounces/ses", json=message).status_code == 403
+    assert state(session, "lee@example.com") == ("confirmed", 0, 0)

@@ -129,7 +129,12 @@ def _fetch_imap(engine: Engine, config: Mapping, s: MailboxSettings) -> FetchSum
     else:
         box = MailBoxUnencrypted(s.host, s.port, timeout=TIMEOUT)
     summary = FetchSummary()
-    with box.login(s.user, s.password, initial_folder=s.folder) as mailbox:
+    try:
+        box.login(s.user, s.password, initial_folder=s.folder)
+    except BaseException:
+        box.client.shutdown()  # a refused login or a missing folder: no socket left open
+        raise
+    with box as mailbox:
         waiting = [
             (msg.uid, msg.size_rfc822)
             for msg in mailbox.fetch(AND(flagged=False), headers_only=True, mark_seen=False)

@@ -126,8 +126,8 @@ def _certificate(url: str) -> x509.Certificate:
             _certificates.clear()
         try:
             _certificates[url] = x509.load_pem_x509_certificate(sns_get(url))
-        except ValueError:
-            raise Unverified("ses: the signing certificate cannot be read") from None
+        except (ValueError, OSError):  # OSError: urllib's URLError, a timeout, a reset
+            raise Unverified("ses: the signing certificate cannot be fetched or read") from None
     return _certificates[url]
 
 
