@@ -254,7 +254,7 @@ def test_a_test_copy_of_the_unbuilt_preview_arrives_and_builds_nothing(
 
     assert "Test copy sent to tester@example.com (250" in response.get_data(as_text=True)
     (copy,) = smtp_server.messages_to("tester@example.com")
-    assert copy["Subject"].startswith("[TEST] News and openings in Japan")
+    assert copy["Subject"] == "[TEST] Japan Weekly: Typhoon season update 0"
     assert copy["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "Typhoon season update 0" in copy.get_body(("plain",)).get_content()
     session.rollback()
