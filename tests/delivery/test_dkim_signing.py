@@ -377,7 +377,10 @@ def after_signatures(raw: bytes) -> bytes:
 def test_helper_processes_sign_what_the_sender_would_send(keys, fake_dns_answering_test_keys):
     config = settings_only(dkim_settings(keys))
     compiled = mime.compile_issue(issue_for_units(), config)
-    rows = [Claimed(n, 100 + n, f"r{n}@example.org", 1, 0, None, 0, "news,openings", None) for n in range(1, 41)]
+    rows = [
+        Claimed(n, 100 + n, f"r{n}@example.org", 1, 0, None, 0, "news,openings", None)
+        for n in range(1, 41)
+    ]
     rows.append(Claimed(41, 141, "two words@example.org", 1, 0, None, 0, "news,openings", None))
     frozen = clock.now().replace(microsecond=0) + timedelta(hours=1)
     pool = SigningPool(compiled, config, 2)
