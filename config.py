@@ -408,6 +408,13 @@ class Config:
             "MAILER_CONFIRMATIONS_PER_HOUR", 500, minimum=0
         )
         self.MAILER_PENDING_PURGE_DAYS = env_int("MAILER_PENDING_PURGE_DAYS", 30, minimum=1)
+        # Largest request body, in bytes, of every route but the CSV import (413 above it,
+        # before the body is read): a signup or sign-in form is well under 1 KiB.
+        self.MAILER_MAX_REQUEST_BYTES = env_int("MAILER_MAX_REQUEST_BYTES", 64 * 1024, minimum=1024)
+        # The admin's CSV import of subscribers: about 100,000 addresses in 5 MiB.
+        self.MAILER_MAX_IMPORT_BYTES = env_int(
+            "MAILER_MAX_IMPORT_BYTES", 5 * 1024 * 1024, minimum=1024
+        )
         self.MAILER_PROXY_HOPS = env_int("MAILER_PROXY_HOPS", 0, minimum=0)
         self.RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI", "memory://")
         # When that storage (Redis) cannot be reached, each process counts in its own memory

@@ -29,6 +29,7 @@ from config import (
 from . import models  # noqa: F401 - registers the tables on db.metadata
 from .errors import register_error_pages
 from .extensions import csrf, db, limiter, login_manager, migrate
+from .request_limits import init_request_limits
 
 # The largest values of the columns that URL numbers are looked up in: ids are BIGINT (SQLite's
 # INTEGER is 64-bit too), Issue.number is INTEGER (32-bit on PostgreSQL). A larger number
@@ -156,6 +157,7 @@ def _init_extensions(app: Flask) -> None:
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    init_request_limits(app)  # before the CSRF check, which reads the body
     csrf.init_app(app)
     # Registered before the limiter on purpose: Flask runs after_request functions in the
     # reverse order of registration, so this one sees the headers the limiter adds.
