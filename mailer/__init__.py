@@ -30,6 +30,7 @@ from . import models  # noqa: F401 - registers the tables on db.metadata
 from .errors import register_error_pages
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .request_limits import init_request_limits
+from .security_headers import init_security_headers
 
 # The largest values of the columns that URL numbers are looked up in: ids are BIGINT (SQLite's
 # INTEGER is 64-bit too), Issue.number is INTEGER (32-bit on PostgreSQL). A larger number
@@ -76,6 +77,7 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
     _register_url_converters(app)
     _register_blueprints(app)
     register_error_pages(app)
+    init_security_headers(app)
     _register_commands(app)
     return app
 

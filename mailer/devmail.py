@@ -27,7 +27,7 @@ _NAME = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}\.eml")
 # or loading anything but images, styles and fonts if the page is opened on its own.
 _HTML_CSP = (
     "sandbox; default-src 'none'; img-src data: cid: http: https:; "
-    "style-src 'unsafe-inline' http: https:; font-src data: http: https:"
+    "style-src 'unsafe-inline' http: https:; font-src data: http: https:; frame-ancestors 'self'"
 )
 
 
@@ -211,6 +211,8 @@ def message_html(name: str):
         abort(404)
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = _HTML_CSP
+    # Shown in an iframe of /dev/mailbox/<name>: framing by our own pages only.
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
