@@ -401,7 +401,14 @@ class Config:
         self.MAILER_CONFIRM_MAX_AGE = env_int("MAILER_CONFIRM_MAX_AGE", 7 * 24 * 3600, minimum=60)
         self.MAILER_SIGNUP_RATE_LIMIT = env_str("MAILER_SIGNUP_RATE_LIMIT", "10/minute;100/day")
         self.MAILER_TOKEN_RATE_LIMIT = env_str("MAILER_TOKEN_RATE_LIMIT", "30/minute")
-        self.MAILER_LOGIN_RATE_LIMIT = env_str("MAILER_LOGIN_RATE_LIMIT", "5/minute;50/day")
+        # Failed admin sign-ins, counted in the database: per client IP (any account), and
+        # per account (from any IP); see mailer/admin/throttle.py. The IP limit is the looser
+        # one, so that a neighbour behind the same NAT cannot lock out every admin with a few
+        # wrong passwords.
+        self.MAILER_LOGIN_RATE_LIMIT = env_str("MAILER_LOGIN_RATE_LIMIT", "20/minute;200/day")
+        self.MAILER_LOGIN_ACCOUNT_RATE_LIMIT = env_str(
+            "MAILER_LOGIN_ACCOUNT_RATE_LIMIT", "5/minute;50/day"
+        )
         # Admin test copies of an issue, per admin (each request may name up to 10 addresses).
         self.MAILER_TEST_SEND_RATE_LIMIT = env_str("MAILER_TEST_SEND_RATE_LIMIT", "20/hour")
         self.MAILER_CONFIRMATIONS_PER_HOUR = env_int(
@@ -423,6 +430,11 @@ class Config:
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.RATELIMIT_HEADERS_ENABLED = True
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # Admin sessions end this many hours after sign-in (and at sign-out or a new password).
+        self.MAILER_ADMIN_SESSION_HOURS = env_float(
+            "MAILER_ADMIN_SESSION_HOURS", 12.0, minimum=0.01, maximum=24 * 31
+        )
+        self.PERMANENT_SESSION_LIFETIME = int(self.MAILER_ADMIN_SESSION_HOURS * 3600)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.MAILER_BASE_URL.startswith("https://")
