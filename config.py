@@ -10,7 +10,9 @@ import ipaddress
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
+from itertools import groupby
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -191,6 +193,82 @@ def check_secret_key(key: str) -> None:
         raise ConfigError(
             f"SECRET_KEY has {length} characters{padding}; production needs at least "
             f"{MIN_SECRET_KEY_LENGTH}. Make one with: {MAKE_SECRET_KEY}"
+        )
+
+
+# A key made by secrets.token_urlsafe or token_hex has at least 16 distinct characters and
+# about 4 bits or more of entropy per character; a typed phrase or a padded word has far less.
+MIN_SECRET_KEY_DISTINCT = 10
+MIN_SECRET_KEY_BITS = 100
+MAX_SECRET_KEY_RUN = 5
+
+
+def _estimated_bits(key: str) -> float:
+    """The key's length times its characters' Shannon entropy (bits): a rough upper bound."""
+    counts = Counter(key)
+    return -sum(n * math.log2(n / len(key)) for n in counts.values())
+
+
+def _longest_run(key: str) -> int:
+    return max((len(list(group)) for _char, group in groupby(key)), default=0)
+
+
+def check_secret_key_strength(key: str) -> None:
+    """Refuse a long but guessable production SECRET_KEY (run after :func:`check_secret_key`).
+
+    Refused: fewer than 10 distinct characters ("kkkk...", "abab..."), the same character
+    more than 5 times in a row (a word padded to length: "password!!!!!!!!..."), or less
+    than about 100 bits by the characters' Shannon entropy (a word repeated). A key from
+    ``secrets.token_urlsafe(48)`` or ``secrets.token_hex(32)`` passes all three.
+
+    Raises:
+        ConfigError: naming SECRET_KEY and how to make a good one.
+    """
+    stripped = key.strip()
+    if (
+        len(set(stripped)) < MIN_SECRET_KEY_DISTINCT
+        or _longest_run(stripped) > MAX_SECRET_KEY_RUN
+        or _estimated_bits(stripped) < MIN_SECRET_KEY_BITS
+    ):
+        raise ConfigError(
+            "SECRET_KEY is long but guessable (too few different characters, a character "
+            "repeated to pad it, or a repeated word); anyone who guesses it can forge admin "
+            f"sessions and unsubscribe links. Make a random one with: {MAKE_SECRET_KEY}"
+        )
+
+
+def check_debug_setting(debug: bool, base_url: str) -> None:
+    """Refuse FLASK_DEBUG with an https MAILER_BASE_URL whose host is not a loopback one.
+
+    That is a production configuration with the debugger on: the public development
+    SECRET_KEY is accepted and /dev/mailbox shows every mail sent.
+
+    Raises:
+        ConfigError: naming FLASK_DEBUG and MAILER_BASE_URL.
+    """
+    parts = urlsplit(base_url)
+    if debug and parts.scheme == "https" and not _is_loopback(parts.hostname or ""):
+        raise ConfigError(
+            f"FLASK_DEBUG is on while MAILER_BASE_URL is {base_url!r}, a public https site: "
+            "unset FLASK_DEBUG in production (it turns on the debugger, accepts the development "
+            "SECRET_KEY and opens /dev/mailbox)"
+        )
+
+
+def check_smtp_security(config: Mapping) -> None:
+    """Refuse SMTP AUTH without TLS (MAILER_SMTP_SECURITY=none) to a relay not on loopback.
+
+    The password would cross the network in clear (AUTH PLAIN/LOGIN is base64 only).
+
+    Raises:
+        ConfigError: naming MAILER_SMTP_SECURITY.
+    """
+    security = str(config.get("MAILER_SMTP_SECURITY", "none")).lower()
+    host = str(config.get("MAILER_SMTP_HOST", ""))
+    if config.get("MAILER_SMTP_USERNAME") and security == "none" and not _is_loopback(host):
+        raise ConfigError(
+            f"MAILER_SMTP_SECURITY is none while MAILER_SMTP_USERNAME is set for the relay "
+            f"{host}: the password would be sent in clear; use starttls (port 587) or ssl (465)"
         )
 
 

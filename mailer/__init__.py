@@ -18,9 +18,12 @@ from config import (
     ConfigError,
     TestConfig,
     check_base_url,
+    check_debug_setting,
     check_rate_limits,
     check_ratelimit_storage,
     check_secret_key,
+    check_secret_key_strength,
+    check_smtp_security,
     check_timezone,
     database_url,
     without_password,
@@ -107,6 +110,10 @@ def _check_settings(app: Flask) -> None:
     production = not (app.debug or app.testing)
     if production:
         check_secret_key(config["SECRET_KEY"])
+        check_secret_key_strength(config["SECRET_KEY"])
+    if not app.testing:
+        check_debug_setting(app.debug, config["MAILER_BASE_URL"])
+    check_smtp_security(config)
     check_timezone(config["MAILER_TIMEZONE"])
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
     check_base_url(config["MAILER_BASE_URL"], production=production)

@@ -28,7 +28,7 @@ from mailer.models import AdminUser
 from tests.support.smtpd import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-GOOD_KEY = "k" * 32
+GOOD_KEY = "3q8N0vXk-Jd2pLr7WmZc_Y1tHs9FbQe4"  # 32 characters, not guessable
 HANG_GUARD = 120  # seconds; only stops a hung process, never a timing assertion
 # The storages whose client library is installed here (redis is in requirements.txt).
 USABLE_STORAGES = "memory, redis, redis+cluster, redis+sentinel, redis+unix, rediss"
