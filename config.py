@@ -464,6 +464,9 @@ class Config:
         self.MAILER_FEED_MAX_BYTES = env_int(
             "MAILER_FEED_MAX_BYTES", 10 * 1024 * 1024, minimum=1024
         )
+        # Fetch feeds from loopback, private, link-local and reserved addresses (a feed server
+        # inside your own network); off: such feed URLs, and redirects to them, are refused.
+        self.MAILER_FEED_ALLOW_PRIVATE = env_bool("MAILER_FEED_ALLOW_PRIVATE", False)
         self.MAILER_DEMO_FEED = env_bool("MAILER_DEMO_FEED", False)
         # Development server (`make run` = python -m mailer.devserver) only.
         self.MAILER_DEV_PORT = env_int("MAILER_DEV_PORT", 5000, minimum=1, maximum=65535)

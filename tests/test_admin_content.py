@@ -41,6 +41,13 @@ class _FeedHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+def app_config(app_config):
+    """The feed servers here listen on 127.0.0.1: allow fetching from loopback."""
+    app_config["MAILER_FEED_ALLOW_PRIVATE"] = True
+    return app_config
+
+
+@pytest.fixture
 def feed_server():
     """A real HTTP server on loopback serving /feed.xml (404 for anything else)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FeedHandler)

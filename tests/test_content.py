@@ -104,6 +104,13 @@ class FeedServer:
 
 
 @pytest.fixture
+def app_config(app_config):
+    """The feed servers here listen on 127.0.0.1: allow fetching from loopback."""
+    app_config["MAILER_FEED_ALLOW_PRIVATE"] = True
+    return app_config
+
+
+@pytest.fixture
 def feed_server():
     with FeedServer() as server:
         yield server

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
 from sqlalchemy import delete, func, select, update
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import clock
 from ..models import Feed, Item, Section
-from . import fetch
+from . import fetch, netguard
 from .errors import FeedError, FetchError
 from .ingest import IngestReport, store_entries
 from .parse import ParsedFeed, parse_feed
@@ -93,6 +94,7 @@ def _feed_location(url: str, *, allow_local: bool) -> str:
         absolute = absolute_http_url(candidate)
         if absolute is None or len(absolute) > MAX_URL_CHARS:
             raise FeedError(f"not a usable http(s) URL: {candidate}")
+        _check_public(absolute)
         return absolute
     if _OTHER_SCHEME.match(candidate) or not allow_local:
         raise FeedError(f"only http:// and https:// feed URLs are accepted, not {candidate}")
@@ -100,6 +102,22 @@ def _feed_location(url: str, *, allow_local: bool) -> str:
     if not path.is_file():
         raise FeedError(f"no such file: {path}")
     return str(path)
+
+
+def _check_public(url: str) -> None:
+    # Refused here already so that the admin sees why at once; the fetch checks every
+    # connection again (the name may resolve elsewhere by then, and redirects).
+    config: Mapping = current_app.config if has_app_context() else {}
+    if config.get("MAILER_FEED_ALLOW_PRIVATE", False):
+        return
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    refused = netguard.refused_host(parts.hostname or "", port)
+    if refused is not None:
+        raise FeedError(
+            f"the feed's host {parts.hostname} is a loopback, private or reserved address "
+            f"({refused}); such feeds are refused unless MAILER_FEED_ALLOW_PRIVATE=1"
+        )
 
 
 def get_feed(session, feed_id: int) -> Feed:
@@ -233,6 +251,7 @@ def _fetch_options() -> dict:
         "timeout": float(config.get("MAILER_FEED_TIMEOUT", 20.0)),
         "max_bytes": int(config.get("MAILER_FEED_MAX_BYTES", 10 * 1024 * 1024)),
         "user_agent": fetch.USER_AGENT.format(base_url=base_url),
+        "allow_private": bool(config.get("MAILER_FEED_ALLOW_PRIVATE", False)),
     }
 
 
