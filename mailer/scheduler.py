@@ -43,7 +43,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clock
-from .content.feeds import refresh_all
+from .content.feeds import refresh_all, refresh_requested
 from .delivery.engine import send_pending, send_transactional, start_issue
 from .delivery.errors import PreflightFailed
 from .digest.build import build_issue, find_issue, waiting_drafts
@@ -59,6 +59,7 @@ FEED_REFRESH_JOB = "feed-refresh"
 SENDER_JOB = "sender-loop"
 SIGNUP_JOB = "signups"
 PURGE_PENDING_JOB = "purge-pending"
+REFRESH_REQUESTS_JOB = "feed-refresh-requests"
 PURGE_TIME = (3, 17)  # hour, minute in MAILER_TIMEZONE: a quiet time, off the full hour
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -214,7 +215,7 @@ def week_done(session: Session, period: str) -> bool:
 
 
 def build_scheduler(app: Flask) -> BlockingScheduler:
-    """Return a BlockingScheduler (not started) with the five jobs bound to ``app``.
+    """Return a BlockingScheduler (not started) with the six jobs bound to ``app``.
 
     Raises:
         ValueError: a schedule setting of ``app.config`` is malformed; the message names it.
@@ -235,6 +236,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     every_seconds = IntervalTrigger(seconds=int(config["MAILER_SENDER_INTERVAL"]))
     add(sender_job, every_seconds, id=SENDER_JOB, **options)
     add(signup_job, every_seconds, id=SIGNUP_JOB, **options)
+    add(refresh_requests_job, every_seconds, id=REFRESH_REQUESTS_JOB, **options)
     hour, minute = PURGE_TIME
     daily = CronTrigger(hour=hour, minute=minute, timezone=config["MAILER_TIMEZONE"])
     add(purge_pending_job, daily, id=PURGE_PENDING_JOB, **options)
@@ -513,6 +515,18 @@ def feed_refresh_job(app: Flask) -> None:
         sum(r.new_items for r in results),
         sum(1 for r in results if r.error),
     )
+
+
+def refresh_requests_job(app: Flask) -> None:
+    """Refresh the feeds an admin asked for with "Refresh now" (nothing when none is queued)."""
+    with app.app_context():
+        results = refresh_requested(db.session)
+    if results:
+        log.info(
+            "requested feed refresh: %d feeds, %d failed",
+            len(results),
+            sum(1 for r in results if r.error),
+        )
 
 
 def sender_job(app: Flask) -> None:

@@ -152,6 +152,7 @@ def test_a_redirect_to_an_internal_address_is_refused():
 
 
 def test_admin_and_cli_refuse_internal_feed_urls(app, session, runner):
+    app.config["MAILER_FEED_ALLOW_PRIVATE"] = False  # the default (this module turns it on)
     with app.app_context():
         with pytest.raises(FeedError, match="MAILER_FEED_ALLOW_PRIVATE=1"):
             feeds.add_feed(session, "http://localhost:8080/feed", "news")
@@ -159,3 +160,70 @@ def test_admin_and_cli_refuse_internal_feed_urls(app, session, runner):
     assert result.exit_code != 0 and "MAILER_FEED_ALLOW_PRIVATE" in result.output
     session.rollback()
     assert session.scalars(select(Feed)).all() == []
+
+
+@pytest.fixture
+def app_config(app_config):
+    """The trickling server listens on 127.0.0.1: allow fetching from loopback."""
+    app_config["MAILER_FEED_ALLOW_PRIVATE"] = True
+    app_config["MAILER_FEED_TIMEOUT"] = 1.0
+    return app_config
+
+
+@pytest.fixture
+def admin_client(app, client):
+    """A client signed in as an admin (before ``session`` pushes an app context, whose ``g``
+    would keep Flask-WTF's CSRF token of the sign-in page across requests)."""
+    from tests.test_admin_support import signed_in_client
+
+    return signed_in_client(app, client)
+
+
+def test_refresh_now_queues_for_the_worker_and_never_waits_on_the_server(
+    app, admin_client, session
+):
+    from mailer.scheduler import refresh_requests_job
+    from tests.test_admin_support import post
+
+    connections = []
+
+    def trickle(conn, stop):
+        connections.append(1)
+        _trickle(conn, stop)
+
+    client = admin_client
+    with _Server(trickle) as server:
+        url = f"http://127.0.0.1:{server.port}/feed"
+        added = post(client, "/admin/feeds", {"url": url, "section": "news"})
+        assert added.status_code == 302, added.get_data(as_text=True)[-3000:]
+        feed = session.scalars(select(Feed)).one()
+        answer = post(client, f"/admin/feeds/{feed.id}/refresh", follow_redirects=True)
+        assert "queued" in answer.get_data(as_text=True)
+        assert connections == []  # the web request did not contact the feed server
+        refresh_requests_job(app)  # the worker, cut off at MAILER_FEED_TIMEOUT
+    assert connections == [1]
+    session.rollback()
+    page = client.get("/admin/feeds").get_data(as_text=True)
+    assert "timed out after 1 s fetching" in page
+    assert session.get(Feed, feed.id).refresh_requested_at is None
+
+
+def test_a_password_in_a_feed_url_is_masked_on_pages_and_in_logs(
+    app, admin_client, session, caplog
+):
+    from mailer.scheduler import refresh_requests_job
+    from tests.test_admin_support import post
+
+    client = admin_client
+    with _Server(_banner) as server:
+        url = f"http://reader:hunter2secret@127.0.0.1:{server.port}/feed"
+        post(client, "/admin/feeds", {"url": url, "section": "news"})
+        feed = session.scalars(select(Feed)).one()
+        answer = post(client, f"/admin/feeds/{feed.id}/refresh", follow_redirects=True)
+        refresh_requests_job(app)
+    session.rollback()
+    page = client.get("/admin/feeds").get_data(as_text=True)
+    for text in (answer.get_data(as_text=True), page, caplog.text):
+        assert "hunter2secret" not in text
+    assert f"reader:***@127.0.0.1:{server.port}" in page
+    assert "reader:***@" in caplog.text

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from ..content.fetch import masked_url
 from .blueprint import bp
 
 
@@ -33,3 +34,9 @@ def duration(value: timedelta | None) -> str:
         return "under a minute"
     hours, minutes = divmod(minutes, 60)
     return f"about {hours} h {minutes} min" if hours else f"about {minutes} min"
+
+
+@bp.app_template_filter("masked_url")
+def masked_url_filter(value: str) -> str:
+    """A feed URL with its password (if any) shown as ``***``."""
+    return masked_url(value)

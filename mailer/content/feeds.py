@@ -184,6 +184,34 @@ def refresh_all(session) -> list[RefreshResult]:
     return results
 
 
+def request_refresh(session, feed: Feed) -> None:
+    """Queue ``feed`` for the worker's next refresh-requests run (flushed, not committed).
+
+    The admin's "Refresh now" uses this instead of fetching in the web request: a slow or
+    hostile feed server must not hold a web worker (issue 11).
+    """
+    feed.refresh_requested_at = clock.now()
+    session.flush()
+
+
+def refresh_requested(session) -> list[RefreshResult]:
+    """Refresh the feeds queued by :func:`request_refresh`, in id order; clears each request.
+
+    The request is cleared (and committed) before the fetch, so that a feed that keeps
+    failing is not fetched again and again; its error is on the row as after any refresh.
+    """
+    results = []
+    queued = select(Feed.id).where(Feed.refresh_requested_at.is_not(None)).order_by(Feed.id)
+    for feed_id in session.scalars(queued).all():
+        feed = session.get(Feed, feed_id)
+        if feed is None or feed.refresh_requested_at is None:
+            continue  # removed, or taken by another worker meanwhile
+        feed.refresh_requested_at = None
+        session.commit()
+        results.append(refresh_feed(session, feed))
+    return results
+
+
 def refresh_feed(session, feed: Feed) -> RefreshResult:
     """Fetch, parse and store one feed, record the outcome on it, and commit.
 
@@ -262,7 +290,7 @@ def _succeeded(feed: Feed, when: datetime) -> None:
 
 
 def _failed(feed: Feed, message: str, when: datetime) -> RefreshResult:
-    logger.warning("feed %s (%s): %s", feed.id, feed.url, message)
+    logger.warning("feed %s (%s): %s", feed.id, fetch.masked_url(feed.url), message)
     feed.last_fetched_at = when
     feed.last_error = message
     return RefreshResult(feed.id, error=message)

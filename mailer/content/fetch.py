@@ -7,6 +7,7 @@ address check), and connections made by :mod:`.netguard`: to public addresses on
 what a server sent (a status line's reason, a banner), only what we saw of it.
 """
 
+import base64
 import http
 import http.client
 import urllib.error
@@ -14,6 +15,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from . import netguard
 from .errors import FetchError
@@ -42,6 +44,36 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     not_modified: bool = False
+
+
+def masked_url(location: str) -> str:
+    """``location`` with the password of its user info shown as ``***`` (for pages and logs).
+
+    ``https://user:secret@host/feed`` becomes ``https://user:***@host/feed``; a URL without
+    a password, or a local path, is returned as it is.
+    """
+    if not is_web_url(location):
+        return location
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _split_credentials(location: str) -> tuple[str, str | None]:
+    """The URL without its user info, and that user info as HTTP Basic credentials (RFC 7617).
+
+    urllib would otherwise take ``user:password@host`` for the host name.
+    """
+    parts = urlsplit(location)
+    if parts.username is None:
+        return location, None
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    host = parts.netloc.rpartition("@")[2]
+    plain = urlunsplit(parts._replace(netloc=host))
+    return plain, "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
 def is_web_url(location: str) -> bool:
@@ -82,8 +114,13 @@ def fetch(
     """
     if not is_web_url(location):
         return _read_local(Path(location), max_bytes)
-    request = urllib.request.Request(location, headers=_request_headers(etag, last_modified))
+    shown = masked_url(location)  # error messages end up on admin pages and in logs
+    target, authorization = _split_credentials(location)
+    request = urllib.request.Request(target, headers=_request_headers(etag, last_modified))
     request.add_header("User-Agent", user_agent)
+    if authorization:
+        # Unredirected: the credentials go to the feed's own host only, never to a redirect.
+        request.add_unredirected_header("Authorization", authorization)
     deadline = Deadline(timeout)
     try:
         with _opener(deadline, allow_private).open(request, timeout=timeout) as response:
@@ -97,11 +134,11 @@ def fetch(
         exc.close()
         if exc.code == 304:
             return Fetched(b"", location, None, etag, last_modified, not_modified=True)
-        raise FetchError(f"HTTP {exc.code} {_phrase(exc.code)} from {location}") from exc
+        raise FetchError(f"HTTP {exc.code} {_phrase(exc.code)} from {shown}") from exc
     except FetchError:
         raise
     except Exception as exc:
-        raise _failure(exc, deadline, location) from exc
+        raise _failure(exc, deadline, shown) from exc
     finally:
         deadline.cancel()
 
@@ -148,7 +185,7 @@ class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib hook
         if not is_web_url(newurl):
-            raise FetchError(f"redirect to {newurl} refused")
+            raise FetchError(f"redirect to {masked_url(newurl)} refused")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
