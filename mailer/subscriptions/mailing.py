@@ -24,7 +24,7 @@ from .limits import (
     schedule_confirmation,
     take_confirmation_slot,
 )
-from .records import PENDING
+from .records import PENDING, awaiting_reconfirmation
 from .tokens import confirm_url, make_confirm_token
 
 # Mails built per transaction by compose_confirmations (each is rendered and maybe signed).
@@ -102,7 +102,7 @@ def compose_confirmations(session: Session, config: Mapping) -> int:
     built = 0
     while rows := _unbuilt(session):
         for mail_id, subscriber_id, email, status, version in rows:
-            if status == PENDING:
+            if status == PENDING or _reconfirming(session, subscriber_id, status):
                 mail = render_confirmation(email, subscriber_id, version, config)
                 values = {"body": build_transactional(email, mail, config)}
                 built += 1
@@ -117,6 +117,12 @@ def compose_confirmations(session: Session, config: Mapping) -> int:
         session.commit()
     session.rollback()  # end the last (read-only) transaction
     return built
+
+
+def _reconfirming(session: Session, subscriber_id: int, status: str) -> bool:
+    # A leaver's new signup: the link may bring them back (records.awaiting_reconfirmation).
+    subscriber = session.get(Subscriber, subscriber_id)
+    return subscriber is not None and awaiting_reconfirmation(session, subscriber)
 
 
 def _unbuilt(session: Session) -> list:
