@@ -64,8 +64,10 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
             an absolute http(s) URL, MAILER_DKIM_* settings of which only some are set or
             whose key file cannot be read or holds no RSA key of at least 1024 bits, or in
             production (not DEBUG, not TESTING) a SECRET_KEY that is the development default,
-            blank, or shorter than 32 characters (whitespace around it not counted), or a
-            plain-http MAILER_BASE_URL of a host other than a loopback one. Nothing is
+            blank, shorter than 32 characters (whitespace around it not counted) or long but
+            guessable, or a plain-http MAILER_BASE_URL of a host other than a loopback one;
+            FLASK_DEBUG with an https MAILER_BASE_URL of a host other than a loopback one;
+            SMTP AUTH with MAILER_SMTP_SECURITY=none to a relay not on loopback. Nothing is
             connected to at this point (the DKIM key file is read).
     """
     app = Flask(
