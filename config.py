@@ -10,7 +10,9 @@ import ipaddress
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
+from itertools import groupby
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -191,6 +193,82 @@ def check_secret_key(key: str) -> None:
         raise ConfigError(
             f"SECRET_KEY has {length} characters{padding}; production needs at least "
             f"{MIN_SECRET_KEY_LENGTH}. Make one with: {MAKE_SECRET_KEY}"
+        )
+
+
+# A key made by secrets.token_urlsafe or token_hex has at least 16 distinct characters and
+# about 4 bits or more of entropy per character; a typed phrase or a padded word has far less.
+MIN_SECRET_KEY_DISTINCT = 10
+MIN_SECRET_KEY_BITS = 100
+MAX_SECRET_KEY_RUN = 5
+
+
+def _estimated_bits(key: str) -> float:
+    """The key's length times its characters' Shannon entropy (bits): a rough upper bound."""
+    counts = Counter(key)
+    return -sum(n * math.log2(n / len(key)) for n in counts.values())
+
+
+def _longest_run(key: str) -> int:
+    return max((len(list(group)) for _char, group in groupby(key)), default=0)
+
+
+def check_secret_key_strength(key: str) -> None:
+    """Refuse a long but guessable production SECRET_KEY (run after :func:`check_secret_key`).
+
+    Refused: fewer than 10 distinct characters ("kkkk...", "abab..."), the same character
+    more than 5 times in a row (a word padded to length: "password!!!!!!!!..."), or less
+    than about 100 bits by the characters' Shannon entropy (a word repeated). A key from
+    ``secrets.token_urlsafe(48)`` or ``secrets.token_hex(32)`` passes all three.
+
+    Raises:
+        ConfigError: naming SECRET_KEY and how to make a good one.
+    """
+    stripped = key.strip()
+    if (
+        len(set(stripped)) < MIN_SECRET_KEY_DISTINCT
+        or _longest_run(stripped) > MAX_SECRET_KEY_RUN
+        or _estimated_bits(stripped) < MIN_SECRET_KEY_BITS
+    ):
+        raise ConfigError(
+            "SECRET_KEY is long but guessable (too few different characters, a character "
+            "repeated to pad it, or a repeated word); anyone who guesses it can forge admin "
+            f"sessions and unsubscribe links. Make a random one with: {MAKE_SECRET_KEY}"
+        )
+
+
+def check_debug_setting(debug: bool, base_url: str) -> None:
+    """Refuse FLASK_DEBUG with an https MAILER_BASE_URL whose host is not a loopback one.
+
+    That is a production configuration with the debugger on: the public development
+    SECRET_KEY is accepted and /dev/mailbox shows every mail sent.
+
+    Raises:
+        ConfigError: naming FLASK_DEBUG and MAILER_BASE_URL.
+    """
+    parts = urlsplit(base_url)
+    if debug and parts.scheme == "https" and not _is_loopback(parts.hostname or ""):
+        raise ConfigError(
+            f"FLASK_DEBUG is on while MAILER_BASE_URL is {base_url!r}, a public https site: "
+            "unset FLASK_DEBUG in production (it turns on the debugger, accepts the development "
+            "SECRET_KEY and opens /dev/mailbox)"
+        )
+
+
+def check_smtp_security(config: Mapping) -> None:
+    """Refuse SMTP AUTH without TLS (MAILER_SMTP_SECURITY=none) to a relay not on loopback.
+
+    The password would cross the network in clear (AUTH PLAIN/LOGIN is base64 only).
+
+    Raises:
+        ConfigError: naming MAILER_SMTP_SECURITY.
+    """
+    security = str(config.get("MAILER_SMTP_SECURITY", "none")).lower()
+    host = str(config.get("MAILER_SMTP_HOST", ""))
+    if config.get("MAILER_SMTP_USERNAME") and security == "none" and not _is_loopback(host):
+        raise ConfigError(
+            f"MAILER_SMTP_SECURITY is none while MAILER_SMTP_USERNAME is set for the relay "
+            f"{host}: the password would be sent in clear; use starttls (port 587) or ssl (465)"
         )
 
 
@@ -424,6 +502,9 @@ class Config:
         self.MAILER_FEED_MAX_BYTES = env_int(
             "MAILER_FEED_MAX_BYTES", 10 * 1024 * 1024, minimum=1024
         )
+        # Fetch feeds from loopback, private, link-local and reserved addresses (a feed server
+        # inside your own network); off: such feed URLs, and redirects to them, are refused.
+        self.MAILER_FEED_ALLOW_PRIVATE = env_bool("MAILER_FEED_ALLOW_PRIVATE", False)
         self.MAILER_DEMO_FEED = env_bool("MAILER_DEMO_FEED", False)
         # Development server (`make run` = python -m mailer.devserver) only.
         self.MAILER_DEV_PORT = env_int("MAILER_DEV_PORT", 5000, minimum=1, maximum=65535)
@@ -439,13 +520,27 @@ class Config:
         self.MAILER_CONFIRM_MAX_AGE = env_int("MAILER_CONFIRM_MAX_AGE", 7 * 24 * 3600, minimum=60)
         self.MAILER_SIGNUP_RATE_LIMIT = env_str("MAILER_SIGNUP_RATE_LIMIT", "10/minute;100/day")
         self.MAILER_TOKEN_RATE_LIMIT = env_str("MAILER_TOKEN_RATE_LIMIT", "30/minute")
-        self.MAILER_LOGIN_RATE_LIMIT = env_str("MAILER_LOGIN_RATE_LIMIT", "5/minute;50/day")
+        # Failed admin sign-ins, counted in the database: per client IP (any account), and
+        # per account (from any IP); see mailer/admin/throttle.py. The IP limit is the looser
+        # one, so that a neighbour behind the same NAT cannot lock out every admin with a few
+        # wrong passwords.
+        self.MAILER_LOGIN_RATE_LIMIT = env_str("MAILER_LOGIN_RATE_LIMIT", "20/minute;200/day")
+        self.MAILER_LOGIN_ACCOUNT_RATE_LIMIT = env_str(
+            "MAILER_LOGIN_ACCOUNT_RATE_LIMIT", "5/minute;50/day"
+        )
         # Admin test copies of an issue, per admin (each request may name up to 10 addresses).
         self.MAILER_TEST_SEND_RATE_LIMIT = env_str("MAILER_TEST_SEND_RATE_LIMIT", "20/hour")
         self.MAILER_CONFIRMATIONS_PER_HOUR = env_int(
             "MAILER_CONFIRMATIONS_PER_HOUR", 500, minimum=0
         )
         self.MAILER_PENDING_PURGE_DAYS = env_int("MAILER_PENDING_PURGE_DAYS", 30, minimum=1)
+        # Largest request body, in bytes, of every route but the CSV import (413 above it,
+        # before the body is read): a signup or sign-in form is well under 1 KiB.
+        self.MAILER_MAX_REQUEST_BYTES = env_int("MAILER_MAX_REQUEST_BYTES", 64 * 1024, minimum=1024)
+        # The admin's CSV import of subscribers: about 100,000 addresses in 5 MiB.
+        self.MAILER_MAX_IMPORT_BYTES = env_int(
+            "MAILER_MAX_IMPORT_BYTES", 5 * 1024 * 1024, minimum=1024
+        )
         self.MAILER_PROXY_HOPS = env_int("MAILER_PROXY_HOPS", 0, minimum=0)
         self.RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI", "memory://")
         # When that storage (Redis) cannot be reached, each process counts in its own memory
@@ -454,6 +549,11 @@ class Config:
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.RATELIMIT_HEADERS_ENABLED = True
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # Admin sessions end this many hours after sign-in (and at sign-out or a new password).
+        self.MAILER_ADMIN_SESSION_HOURS = env_float(
+            "MAILER_ADMIN_SESSION_HOURS", 12.0, minimum=0.01, maximum=24 * 31
+        )
+        self.PERMANENT_SESSION_LIFETIME = int(self.MAILER_ADMIN_SESSION_HOURS * 3600)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.MAILER_BASE_URL.startswith("https://")

@@ -18,9 +18,12 @@ from config import (
     ConfigError,
     TestConfig,
     check_base_url,
+    check_debug_setting,
     check_rate_limits,
     check_ratelimit_storage,
     check_secret_key,
+    check_secret_key_strength,
+    check_smtp_security,
     check_timezone,
     database_url,
     without_password,
@@ -30,6 +33,8 @@ from . import models  # noqa: F401 - registers the tables on db.metadata
 from .errors import register_error_pages
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .models import MAX_DATABASE_ID, MAX_ISSUE_NUMBER
+from .request_limits import init_request_limits
+from .security_headers import init_security_headers
 
 
 def create_app(config: type | Mapping | object | None = None) -> Flask:
@@ -55,8 +60,10 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
             not an absolute http(s) URL, MAILER_DKIM_* settings of which only some are set or
             whose key file cannot be read or holds no RSA key of at least 1024 bits, or in
             production (not DEBUG, not TESTING) a SECRET_KEY that is the development default,
-            blank, or shorter than 32 characters (whitespace around it not counted), or a
-            plain-http MAILER_BASE_URL of a host other than a loopback one. Nothing is
+            blank, shorter than 32 characters (whitespace around it not counted) or long but
+            guessable, or a plain-http MAILER_BASE_URL of a host other than a loopback one;
+            FLASK_DEBUG with an https MAILER_BASE_URL of a host other than a loopback one;
+            SMTP AUTH with MAILER_SMTP_SECURITY=none to a relay not on loopback. Nothing is
             connected to at this point (the DKIM key file is read).
     """
     app = Flask(
@@ -71,6 +78,7 @@ def create_app(config: type | Mapping | object | None = None) -> Flask:
     _register_url_converters(app)
     _register_blueprints(app)
     register_error_pages(app)
+    init_security_headers(app)
     _register_commands(app)
     return app
 
@@ -98,6 +106,10 @@ def _check_settings(app: Flask) -> None:
     production = not (app.debug or app.testing)
     if production:
         check_secret_key(config["SECRET_KEY"])
+        check_secret_key_strength(config["SECRET_KEY"])
+    if not app.testing:
+        check_debug_setting(app.debug, config["MAILER_BASE_URL"])
+    check_smtp_security(config)
     check_timezone(config["MAILER_TIMEZONE"])
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
     check_base_url(config["MAILER_BASE_URL"], production=production)
@@ -152,6 +164,7 @@ def _init_extensions(app: Flask) -> None:
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    init_request_limits(app)  # before the CSRF check, which reads the body
     csrf.init_app(app)
     # Registered before the limiter on purpose: Flask runs after_request functions in the
     # reverse order of registration, so this one sees the headers the limiter adds.

@@ -30,7 +30,7 @@ _NAME = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}\.eml")
 SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
 _HTML_CSP = (
     f"sandbox {SANDBOX}; default-src 'none'; img-src data: cid: http: https:; "
-    "style-src 'unsafe-inline' http: https:; font-src data: http: https:"
+    "style-src 'unsafe-inline' http: https:; font-src data: http: https:; frame-ancestors 'self'"
 )
 _HEAD = re.compile(r"<head(\s[^>]*)?>", re.IGNORECASE)
 _HREF = re.compile(r"""<a\s[^>]*?href\s*=\s*["'](https?://[^"']+)["']""", re.IGNORECASE)
@@ -238,6 +238,8 @@ def message_html(name: str):
         abort(404)
     response = Response(open_links_in_new_tab(html), mimetype="text/html")
     response.headers["Content-Security-Policy"] = _HTML_CSP
+    # Shown in an iframe of /dev/mailbox/<name>: framing by our own pages only.
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -37,7 +37,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from . import clock, create_app
-from .content.feeds import refresh_all
+from .content.feeds import refresh_all, refresh_requested
 from .delivery import (
     PreflightFailed,
     fetch_mailbox,
@@ -60,6 +60,7 @@ SENDER_JOB = "sender-loop"
 SIGNUP_JOB = "signups"
 PURGE_PENDING_JOB = "purge-pending"
 BOUNCE_MAILBOX_JOB = "bounce-mailbox"
+REFRESH_REQUESTS_JOB = "feed-refresh-requests"
 PURGE_TIME = (3, 17)  # hour, minute in MAILER_TIMEZONE: a quiet time, off the full hour
 # Jobs whose next run is due while the last one still works (a long send holds sender-loop):
 # the skip is expected, not news, and APScheduler would warn about it every few seconds.
@@ -86,7 +87,7 @@ def quiet_skipped_runs() -> None:
 
 
 def build_scheduler(app: Flask) -> BlockingScheduler:
-    """Return a BlockingScheduler (not started) with the jobs bound to ``app`` (five, and
+    """Return a BlockingScheduler (not started) with the jobs bound to ``app`` (six, and
     ``bounce-mailbox`` when ``MAILER_BOUNCE_MAILBOX`` is set).
 
     Raises:
@@ -109,6 +110,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     every_seconds = IntervalTrigger(seconds=int(config["MAILER_SENDER_INTERVAL"]))
     add(sender_job, every_seconds, id=SENDER_JOB, **options)
     add(signup_job, every_seconds, id=SIGNUP_JOB, **options)
+    add(refresh_requests_job, every_seconds, id=REFRESH_REQUESTS_JOB, **options)
     hour, minute = PURGE_TIME
     daily = CronTrigger(hour=hour, minute=minute, timezone=config["MAILER_TIMEZONE"])
     add(purge_pending_job, daily, id=PURGE_PENDING_JOB, **options)
@@ -211,6 +213,18 @@ def feed_refresh_job(app: Flask) -> None:
         sum(r.new_items for r in results),
         sum(1 for r in results if r.error),
     )
+
+
+def refresh_requests_job(app: Flask) -> None:
+    """Refresh the feeds an admin asked for with "Refresh now" (nothing when none is queued)."""
+    with app.app_context():
+        results = refresh_requested(db.session)
+    if results:
+        log.info(
+            "requested feed refresh: %d feeds, %d failed",
+            len(results),
+            sum(1 for r in results if r.error),
+        )
 
 
 def sender_job(app: Flask) -> None:

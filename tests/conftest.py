@@ -190,3 +190,18 @@ def make_item(session):
         return item
 
     return make
+
+
+# A 32-character key that passes the production checks (not guessable).
+PRODUCTION_KEY = "3q8N0vXk-Jd2pLr7WmZc_Y1tHs9FbQe4"
+
+
+@pytest.fixture
+def production_env(monkeypatch, tmp_path):
+    """The environment of a production start (no FLASK_DEBUG) with good settings."""
+    for name in ("FLASK_DEBUG", "MAILER_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SECRET_KEY", PRODUCTION_KEY)
+    monkeypatch.setenv("MAILER_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    return monkeypatch

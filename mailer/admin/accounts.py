@@ -3,6 +3,7 @@
 Passwords are stored as werkzeug's salted hash (scrypt by default); nothing here commits.
 """
 
+import secrets
 from functools import cache
 
 from email_validator import EmailNotValidError, validate_email
@@ -91,7 +92,17 @@ def set_password(session: Session, email: str, password: str) -> AdminUser:
     if admin is None:
         raise AdminAccountError(f"there is no admin with the address {email}")
     admin.password_hash = generate_password_hash(password)
+    end_sessions(admin)  # a stolen session must not outlive the password it was opened with
     return admin
+
+
+def end_sessions(admin: AdminUser) -> None:
+    """End every session of ``admin`` (not committed): a new random session token.
+
+    Sessions carry the token they were opened with (``AdminUser.get_id``); the user loader
+    refuses one that no longer matches.
+    """
+    admin.session_token = secrets.token_hex(32)
 
 
 def authenticate(session: Session, email: str, password: str) -> AdminUser | None:
@@ -103,4 +114,6 @@ def authenticate(session: Session, email: str, password: str) -> AdminUser | Non
     if not check_password_hash(admin.password_hash, password):
         return None
     admin.last_login_at = clock.now()
+    if admin.session_token is None:
+        end_sessions(admin)  # the first sign-in since the column was added: make one
     return admin

@@ -4,7 +4,10 @@ The page modules (``auth``, ``dashboard``, ``issues`` ...) add their routes to :
 ``mailer.admin.views`` imports them so that registering ``views.bp`` brings every page.
 """
 
-from flask import Blueprint, Response, jsonify, redirect, request, url_for
+import hmac
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, session, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
 
@@ -31,11 +34,29 @@ def _setup_login(state: BlueprintSetupState) -> None:
     login_manager.login_view = "admin.login"
 
 
+# The session key holding the sign-in time (UNIX seconds): sessions end
+# MAILER_ADMIN_SESSION_HOURS after sign-in, however active they were.
+SIGNED_IN_AT = "admin_signed_in_at"
+
+
 def _load_admin(user_id: str) -> AdminUser | None:
-    try:
-        return db.session.get(AdminUser, int(user_id))
-    except ValueError:
+    # The stored id is "ID:SESSION_TOKEN" (AdminUser.get_id): a token replaced since (sign-out,
+    # new password) or an old-style id without one ends the session, as does its age.
+    admin_id, _, token = user_id.partition(":")
+    if not (admin_id.isascii() and admin_id.isdigit()) or not token or _session_expired():
         return None
+    admin = db.session.get(AdminUser, int(admin_id))
+    if admin is None or admin.session_token is None:
+        return None
+    return admin if hmac.compare_digest(admin.session_token, token) else None
+
+
+def _session_expired() -> bool:
+    started = session.get(SIGNED_IN_AT)
+    if not isinstance(started, int | float):
+        return True
+    hours = current_app.config["MAILER_ADMIN_SESSION_HOURS"]
+    return not 0 <= time.time() - started < hours * 3600
 
 
 def id_arg(name: str, limit: int = MAX_DATABASE_ID) -> int | None:

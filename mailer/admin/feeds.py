@@ -1,10 +1,11 @@
 """Feeds: list with last fetch, item count and last error; add (http/https only), change the
 section, remove, refresh now. The work is the content room's ``feeds`` service."""
 
-from flask import flash, redirect, render_template, url_for
+from flask import current_app, flash, redirect, render_template, url_for
 
 from ..content import feeds as feed_service
 from ..content.errors import FeedError
+from ..content.fetch import masked_url
 from ..extensions import db
 from ..models import Feed
 from . import listing
@@ -50,7 +51,7 @@ def feed_add():
         db.session.rollback()
         form.url.errors = [*form.url.errors, str(exc)]
         return _render(form, 400)
-    flash(f"Feed added: {feed.url}. Use “Refresh now” to fetch it at once.", "info")
+    flash(f"Feed added: {masked_url(feed.url)}. Use “Refresh now” to fetch it soon.", "info")
     return redirect(url_for("admin.feed_list"))
 
 
@@ -65,7 +66,11 @@ def feed_section(feed_id: int):
         try:
             moved = feed_service.set_feed_section(db.session, feed, form.section.data)
             db.session.commit()
-            flash(f"Feed {feed.url} now fills {feed.section}; {moved} waiting items moved.", "info")
+            flash(
+                f"Feed {masked_url(feed.url)} now fills {feed.section}; "
+                f"{moved} waiting items moved.",
+                "info",
+            )
         except FeedError as exc:
             db.session.rollback()
             flash(str(exc), "error")
@@ -78,7 +83,7 @@ def feed_remove(feed_id: int):
     feed = _get_feed(feed_id)
     if feed is None:
         return _not_found(feed_id)
-    url = feed.url
+    url = masked_url(feed.url)
     deleted = feed_service.remove_feed(db.session, feed)
     db.session.commit()
     flash(f"Feed removed: {url} ({deleted} items in no issue yet deleted with it).", "info")
@@ -87,14 +92,20 @@ def feed_remove(feed_id: int):
 
 @bp.post("/feeds/<int:feed_id>/refresh")
 def feed_refresh(feed_id: int):
-    """Fetch a feed now and report new items or the error."""
+    """Queue a refresh of the feed for the worker; the feeds page shows the outcome.
+
+    The web request never waits on the feed's server (which may be slow, or trickle on
+    purpose): the worker fetches it within MAILER_SENDER_INTERVAL seconds.
+    """
     feed = _get_feed(feed_id)
     if feed is None:
         return _not_found(feed_id)
-    result = feed_service.refresh_feed(db.session, feed)
+    feed_service.request_refresh(db.session, feed)
     db.session.commit()
-    if result.error:
-        flash(f"Refresh of {feed.url} failed: {result.error}", "error")
-    else:
-        flash(f"Refreshed {feed.url}: {result.new_items} new items.", "info")
+    seconds = current_app.config["MAILER_SENDER_INTERVAL"]
+    flash(
+        f"Refresh of {masked_url(feed.url)} queued: the worker fetches it within about "
+        f"{seconds} s; reload this page to see the result.",
+        "info",
+    )
     return redirect(url_for("admin.feed_list"))

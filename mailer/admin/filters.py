@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from ..content.fetch import masked_url
 from ..digest.periods import period_label
 from ..subscriptions.topics import describe
 from .blueprint import bp
@@ -53,3 +54,9 @@ def week(period: str | None) -> str:
 def topics(value: str | None) -> str:
     """Format stored topics for people ("News and job openings"); "—" for None."""
     return describe(value) if value else "—"
+
+
+@bp.app_template_filter("masked_url")
+def masked_url_filter(value: str) -> str:
+    """A feed URL with its password (if any) shown as ``***``."""
+    return masked_url(value)

@@ -27,11 +27,24 @@ def subscribers_cli():
     help="The person consented elsewhere: confirm at once (recorded as added by the operator). "
     "Without it they get a confirmation mail.",
 )
-def add_command(email: str, confirmed: bool) -> None:
+@click.option(
+    "--resubscribe",
+    "reason",
+    metavar="REASON",
+    default=None,
+    help="Confirm again an address that unsubscribed, bounced or was erased, for this reason "
+    "(recorded in its consent history). Without it such addresses are refused.",
+)
+def add_command(email: str, confirmed: bool, reason: str | None) -> None:
     """Add EMAIL as pending (a confirmation mail is sent) or, with --confirmed, confirmed."""
     try:
         subscriber = service.add_subscriber(
-            db.session, email, confirmed=confirmed, source="cli", config=current_app.config
+            db.session,
+            email,
+            confirmed=confirmed,
+            source="cli",
+            config=current_app.config,
+            resubscribe=reason,
         )
     except (InvalidAddress, Suppressed) as exc:
         raise click.ClickException(f"{email}: {exc}") from exc

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
 from sqlalchemy import delete, func, select, update
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import clock
 from ..models import Feed, Item, Section
-from . import fetch
+from . import fetch, netguard
 from .errors import FeedError, FetchError
 from .ingest import IngestReport, store_entries
 from .parse import ParsedFeed, parse_feed
@@ -93,6 +94,7 @@ def _feed_location(url: str, *, allow_local: bool) -> str:
         absolute = absolute_http_url(candidate)
         if absolute is None or len(absolute) > MAX_URL_CHARS:
             raise FeedError(f"not a usable http(s) URL: {candidate}")
+        _check_public(absolute)
         return absolute
     if _OTHER_SCHEME.match(candidate) or not allow_local:
         raise FeedError(f"only http:// and https:// feed URLs are accepted, not {candidate}")
@@ -100,6 +102,22 @@ def _feed_location(url: str, *, allow_local: bool) -> str:
     if not path.is_file():
         raise FeedError(f"no such file: {path}")
     return str(path)
+
+
+def _check_public(url: str) -> None:
+    # Refused here already so that the admin sees why at once; the fetch checks every
+    # connection again (the name may resolve elsewhere by then, and redirects).
+    config: Mapping = current_app.config if has_app_context() else {}
+    if config.get("MAILER_FEED_ALLOW_PRIVATE", False):
+        return
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    refused = netguard.refused_host(parts.hostname or "", port)
+    if refused is not None:
+        raise FeedError(
+            f"the feed's host {parts.hostname} is a loopback, private or reserved address "
+            f"({refused}); such feeds are refused unless MAILER_FEED_ALLOW_PRIVATE=1"
+        )
 
 
 def get_feed(session, feed_id: int) -> Feed:
@@ -163,6 +181,34 @@ def refresh_all(session) -> list[RefreshResult]:
             session.rollback()
             logger.exception("refreshing feed %s failed", feed_id)
             results.append(RefreshResult(feed_id, error=f"refresh failed: {exc}"))
+    return results
+
+
+def request_refresh(session, feed: Feed) -> None:
+    """Queue ``feed`` for the worker's next refresh-requests run (flushed, not committed).
+
+    The admin's "Refresh now" uses this instead of fetching in the web request: a slow or
+    hostile feed server must not hold a web worker (issue 11).
+    """
+    feed.refresh_requested_at = clock.now()
+    session.flush()
+
+
+def refresh_requested(session) -> list[RefreshResult]:
+    """Refresh the feeds queued by :func:`request_refresh`, in id order; clears each request.
+
+    The request is cleared (and committed) before the fetch, so that a feed that keeps
+    failing is not fetched again and again; its error is on the row as after any refresh.
+    """
+    results = []
+    queued = select(Feed.id).where(Feed.refresh_requested_at.is_not(None)).order_by(Feed.id)
+    for feed_id in session.scalars(queued).all():
+        feed = session.get(Feed, feed_id)
+        if feed is None or feed.refresh_requested_at is None:
+            continue  # removed, or taken by another worker meanwhile
+        feed.refresh_requested_at = None
+        session.commit()
+        results.append(refresh_feed(session, feed))
     return results
 
 
@@ -242,6 +288,7 @@ def _fetch_options() -> dict:
         "timeout": float(config.get("MAILER_FEED_TIMEOUT", 20.0)),
         "max_bytes": int(config.get("MAILER_FEED_MAX_BYTES", 10 * 1024 * 1024)),
         "user_agent": fetch.USER_AGENT.format(base_url=base_url),
+        "allow_private": bool(config.get("MAILER_FEED_ALLOW_PRIVATE", False)),
     }
 
 
@@ -252,7 +299,7 @@ def _succeeded(feed: Feed, when: datetime) -> None:
 
 
 def _failed(feed: Feed, message: str, when: datetime) -> RefreshResult:
-    logger.warning("feed %s (%s): %s", feed.id, feed.url, message)
+    logger.warning("feed %s (%s): %s", feed.id, fetch.masked_url(feed.url), message)
     feed.last_fetched_at = when
     feed.last_error = message
     return RefreshResult(feed.id, error=message)

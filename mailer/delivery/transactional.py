@@ -32,6 +32,7 @@ from ..subscriptions.service import (
     CONFIRM_KIND,
     PENDING,
     WELCOME_KIND,
+    awaiting_reconfirmation,
     render_confirmation,
     render_welcome,
 )
@@ -283,7 +284,7 @@ def _composed(session: Session, row, config: Mapping) -> tuple[Update, bool]:
     mail_id, subscriber_id, email, status, version, kind, sections = row
     unbuilt = TransactionalMail.body.is_(None)
     wanted = PENDING if kind == CONFIRM_KIND else SubscriberStatus.CONFIRMED
-    if status != wanted:
+    if status != wanted and not _reconfirming(session, kind, subscriber_id):
         reason = NOT_PENDING if kind == CONFIRM_KIND else NOT_CONFIRMED
         return mail_transition("skip", mail_id).where(unbuilt).values(last_reply=reason), False
     if kind == CONFIRM_KIND:
@@ -295,6 +296,15 @@ def _composed(session: Session, row, config: Mapping) -> tuple[Update, bool]:
     body = build_transactional(email, mail, config)
     statement = update(TransactionalMail).where(TransactionalMail.id == mail_id, unbuilt)
     return statement.values(body=body), True
+
+
+def _reconfirming(session: Session, kind: str, subscriber_id: int) -> bool:
+    # A leaver's new signup: they stay unsubscribed or bounced until the mailed link brings
+    # them back (subscriptions.service.awaiting_reconfirmation), so their mail is built.
+    if kind != CONFIRM_KIND:
+        return False
+    subscriber = session.get(Subscriber, subscriber_id)
+    return subscriber is not None and awaiting_reconfirmation(session, subscriber)
 
 
 def _unbuilt(session: Session) -> list:

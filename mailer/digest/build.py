@@ -195,7 +195,11 @@ def render_preview(session: Session, period: str | None = None) -> Issue:
     period = period or current_period(config)
     parse_period(period)
     items = pending_items(session, _per_section(config))
-    return _new_issue(session, config, period, items)
+    issue = _new_issue(session, config, period, items)
+    # Not assigned to the transient issue (that would claim them): kept aside for preflight,
+    # which must tell the items' own text from our templates' output.
+    issue.preview_items = [item for section in items.values() for item in section]
+    return issue
 
 
 class _ItemsTaken(Exception):

@@ -6,6 +6,7 @@ built issue and on the admin's transient preview alike.
 """
 
 import hashlib
+import html
 import json
 import re
 from collections.abc import Mapping
@@ -192,10 +193,16 @@ def check_links(scanner: _IssueScanner) -> list[Finding]:
 
 
 def check_placeholders(issue: Issue) -> list[Finding]:
-    """Find template tags and markers that should not be left (``{{``, ``{%``, ``@@`` ...)."""
+    """Find template tags and markers left by OUR templates (``{{``, ``{%``, ``@@`` ...).
+
+    Feed content is data, shown literally: an item title or summary may well contain "{{" or
+    "@@" (a code snippet, a mail address). The items' own text is taken out of the parts
+    before the search, so only what our templates produced is checked.
+    """
+    fragments = _item_fragments(issue)
     findings = []
     for part, content in (("HTML", _STYLE_BLOCK.sub("", issue.html or "")), ("text", issue.text)):
-        content = content or ""
+        content = _without(content or "", fragments)
         for marker in MARKERS:
             content = content.replace(marker, "")
         for tag in _TEMPLATE_TAGS:
@@ -204,11 +211,41 @@ def check_placeholders(issue: Issue) -> list[Finding]:
                 context = " ".join(content[max(0, at - 30) : at + 30].split())
                 message = f"unrendered placeholder {tag!r} in the {part} part: …{context}…"
                 findings.append(Finding("error", "placeholder", message))
-    if "{{" in issue.subject or "{%" in issue.subject or "@@" in issue.subject:
+    subject = _without(issue.subject or "", fragments)
+    if "{{" in subject or "{%" in subject or "@@" in subject:
         findings.append(
             Finding("error", "placeholder", f"placeholder in subject {issue.subject!r}")
         )
     return findings
+
+
+_ITEM_FIELDS = ("title", "link", "summary_html", "source_name", "author", "company", "location")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _item_fragments(issue: Issue) -> list[str]:
+    """The items' texts that hold a tag-like sequence, as they may appear in the parts:
+    plain, HTML-escaped, and the text between the tags of a summary; longest first."""
+    items = [*issue.items, *getattr(issue, "preview_items", ())]
+    found: set[str] = set()
+    for item in items:
+        for name in _ITEM_FIELDS:
+            value = getattr(item, name, None) or ""
+            for piece in (value, *_TAG.split(value)):
+                piece = " ".join(html.unescape(piece).split())
+                if any(tag in piece for tag in _TEMPLATE_TAGS):
+                    found.update({piece, html.escape(piece, quote=False), html.escape(piece)})
+    return sorted(found, key=len, reverse=True)
+
+
+def _without(content: str, fragments: list[str]) -> str:
+    # Blanks squeezed first: the text part wraps long titles over several lines.
+    if not fragments:
+        return content
+    squeezed = " ".join(content.split())
+    for fragment in fragments:
+        squeezed = squeezed.replace(fragment, " ")
+    return squeezed
 
 
 def check_text_part(issue: Issue, scanner: _IssueScanner, config: Mapping) -> list[Finding]:

@@ -16,6 +16,7 @@ from flask import Blueprint, abort, current_app, render_template
 from markupsafe import Markup
 
 from ..extensions import db
+from ..security_headers import ARCHIVE_ISSUE_CSP
 from .archive import public_issue, public_issues
 from .render import fill_web_version, format_date, replace_footer, web_parts
 
@@ -41,6 +42,7 @@ def issue_page(number: int):
         abort(404)
     html = replace_footer(issue.html, render_template("digest/_subscribe.html"))
     styles, body = web_parts(fill_web_version(html, current_app.config["MAILER_BASE_URL"]))
-    return render_template(
+    page = render_template(
         "digest/issue.html", issue=issue, styles=Markup(styles), body=Markup(body)
     )
+    return page, {"Content-Security-Policy": ARCHIVE_ISSUE_CSP}

@@ -6,7 +6,7 @@ function of the package that owns the table (``delivery.issues.change_issue_stat
 ``subscriptions.records``).
 """
 
-from .admin import AdminUser, JobEvent
+from .admin import AdminUser, JobEvent, LoginFailure
 from .base import MAX_DATABASE_ID, MAX_ISSUE_NUMBER, BigId, Section, UTCDateTime, utc_now
 from .content import Feed, Item
 from .delivery import Bounce, BounceReceipt, Delivery, DeliveryStatus, TransactionalMail
@@ -30,6 +30,7 @@ __all__ = [
     "IssueVariant",
     "Item",
     "JobEvent",
+    "LoginFailure",
     "Section",
     "SignupRequest",
     "Subscriber",

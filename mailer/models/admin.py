@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from sqlalchemy import (
+    Index,
     String,
     Text,
 )
@@ -22,6 +23,10 @@ class AdminUser(db.Model):
     password_hash: Mapped[str] = mapped_column(String(512), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utc_now)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A random value put into each session at sign-in (via get_id) and compared on every
+    # request; replaced at sign-out and at a password change, which ends every session
+    # signed in before, copied cookies included. NULL: no session is valid yet.
+    session_token: Mapped[str | None] = mapped_column(String(64))
 
     # Flask-Login's user protocol, spelled out rather than inherited from UserMixin.
     is_active = True
@@ -29,8 +34,27 @@ class AdminUser(db.Model):
     is_anonymous = False
 
     def get_id(self) -> str:
-        """Return the id Flask-Login keeps in the session."""
-        return str(self.id)
+        """Return what Flask-Login keeps in the session: ``ID:SESSION_TOKEN``."""
+        return f"{self.id}:{self.session_token}"
+
+
+class LoginFailure(db.Model):
+    """A failed admin sign-in, counted per account and per client IP by ``admin.throttle``.
+
+    Kept in the database so that every web process (gunicorn worker) counts the same
+    attempts; rows older than the longest limit window are deleted as new ones come.
+    """
+
+    __tablename__ = "login_failure"
+    __table_args__ = (
+        Index("ix_login_failure_email_created", "email", "created_at"),
+        Index("ix_login_failure_ip_created", "ip_address", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    ip_address: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utc_now)
 
 
 class JobEvent(db.Model):

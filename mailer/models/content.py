@@ -37,6 +37,9 @@ class Feed(db.Model):
     last_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Set by the admin's "Refresh now"; the worker refreshes the feed and clears it (no web
+    # request waits on a feed server).
+    refresh_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     items: Mapped[list["Item"]] = relationship(back_populates="feed", passive_deletes=True)
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock
-from ..models import Subscriber, Suppression
+from ..models import ConsentEvent, Subscriber, Suppression
 from .addresses import email_hash
 from .errors import InvalidTransition
 from .records import PENDING, change_status, record_event
@@ -132,7 +132,8 @@ def record_complaint(
 
 
 def purge_stale_pending(session: Session, older_than_days: int) -> int:
-    """Delete pending subscribers whose last signup request is older than the given days.
+    """Delete pending subscribers whose last signup request is older than the given days,
+    if they were never confirmed and never unsubscribed or bounced (only mere signups).
 
     The last request is the last confirmation mail's time, else the row's creation time.
     Their consent events and queued mails go with them (foreign-key cascade). Commits.
@@ -145,7 +146,18 @@ def purge_stale_pending(session: Session, older_than_days: int) -> int:
     last_request = func.coalesce(Subscriber.confirmation_sent_at, Subscriber.created_at)
     result = session.execute(
         delete(Subscriber)
-        .where(Subscriber.status == PENDING, last_request < cutoff)
+        .where(
+            Subscriber.status == PENDING,
+            last_request < cutoff,
+            # Never confirmed, never left: a row that once was more than a signup holds
+            # consent history (and, left or bounced, a suppression) that must stay.
+            Subscriber.confirmed_at.is_(None),
+            Subscriber.unsubscribed_at.is_(None),
+            Subscriber.hard_bounces == 0,
+            ~Subscriber.events.any(
+                ConsentEvent.action.in_(("confirmed", "unsubscribed", "bounced"))
+            ),
+        )
         .execution_options(synchronize_session=False)
     )
     session.commit()

@@ -16,7 +16,14 @@ from .addresses import email_hash, mask_email
 from .errors import ExpiredToken, InvalidToken, StaleToken, UnknownSubscriber
 from .lifecycle import erase_subscriber, unsubscribe_subscriber
 from .mailing import queue_welcome
-from .records import CONFIRMED, PENDING, UNSUBSCRIBED, change_status, record_event
+from .records import (
+    CONFIRMED,
+    PENDING,
+    UNSUBSCRIBED,
+    awaiting_reconfirmation,
+    change_status,
+    record_event,
+)
 from .signup import Visitor, resend_confirmation
 from .tokens import TokenClaim, read_confirm_token, read_unsubscribe_token
 
@@ -63,11 +70,12 @@ def _load_confirm(session: Session, token: str, config: Mapping) -> tuple[Subscr
     return _subscriber_for(session, claim), expired, claim.version
 
 
-def _settled_page(subscriber, masked: str) -> "TokenPage | None":
-    # A confirm link of someone already confirmed, or who left since, changes nothing.
+def _settled_page(session: Session, subscriber, masked: str) -> "TokenPage | None":
+    # A confirm link of someone already confirmed, or who left since, changes nothing;
+    # except the link mailed after a leaver's new signup (see awaiting_reconfirmation).
     if subscriber.status == CONFIRMED:
         return TokenPage(ALREADY, masked)
-    if subscriber.status != PENDING:
+    if subscriber.status != PENDING and not awaiting_reconfirmation(session, subscriber):
         return TokenPage(LEFT, masked)
     return None
 
@@ -80,7 +88,9 @@ def inspect_confirm_token(session: Session, token: str, config: Mapping) -> Toke
     """
     subscriber, expired, _ = _load_confirm(session, token, config)
     masked = mask_email(subscriber.email)
-    return _settled_page(subscriber, masked) or TokenPage(EXPIRED if expired else READY, masked)
+    return _settled_page(session, subscriber, masked) or TokenPage(
+        EXPIRED if expired else READY, masked
+    )
 
 
 def confirm_by_token(session: Session, token: str, config: Mapping, visitor: Visitor) -> TokenPage:
@@ -94,14 +104,15 @@ def confirm_by_token(session: Session, token: str, config: Mapping, visitor: Vis
     """
     subscriber, expired, version = _load_confirm(session, token, config)
     masked = mask_email(subscriber.email)
-    settled = _settled_page(subscriber, masked)
+    settled = _settled_page(session, subscriber, masked)
     if settled is not None:
         return settled
     if expired:
         sent = resend_confirmation(session, subscriber, version, config)
         return TokenPage(RESENT if sent else LIMITED, masked)
     now = clock.now()
-    if not change_status(session, subscriber, "confirm", now, version=version):
+    action = "reconfirm" if subscriber.status != PENDING else "confirm"
+    if not change_status(session, subscriber, action, now, version=version):
         session.rollback()  # a concurrent POST confirmed it first
         return TokenPage(ALREADY, masked)
     record_event(

@@ -29,6 +29,7 @@ from .records import (
     change_status,
     find_subscriber,
     is_suppressed,
+    lift_suppression,
     record_event,
 )
 
@@ -54,6 +55,9 @@ class _Request:
     source: str
     ip: str | None
     user_agent: str | None
+    # The operator's reason for bringing back someone who left, bounced or was erased
+    # (``subscribers add --resubscribe REASON``); None: such addresses are refused.
+    resubscribe: str | None = None
 
 
 def operator_normalize(raw: object, config: Mapping) -> str:
@@ -75,6 +79,7 @@ def add_subscriber(
     ip: str | None = None,
     user_agent: str | None = None,
     config: Mapping | None = None,
+    resubscribe: str | None = None,
 ) -> Subscriber:
     """Add one subscriber on an operator's word and record the consent event; commits.
 
@@ -83,15 +88,23 @@ def add_subscriber(
             confirmation mail.
         source: "cli", "admin" or "import:FILE" (kept in the consent event).
         config: the app config (default: ``current_app.config``).
+        resubscribe: the reason to confirm an unsubscribed, bounced or erased address again
+            (recorded in a ``resubscribed_by_operator`` consent event); implies confirmed.
 
     Returns:
         The subscriber (new, confirmed now, or unchanged when already there).
 
     Raises:
-        InvalidAddress: the address is refused. Suppressed: erased, unsubscribed or bounced.
+        InvalidAddress: the address is refused, or ``resubscribe`` is given but blank.
+        Suppressed: erased, unsubscribed or bounced, and no ``resubscribe`` reason.
     """
     config = config if config is not None else current_app.config
-    request = _Request(operator_normalize(email, config), confirmed, source, ip, user_agent)
+    if resubscribe is not None and not resubscribe.strip():
+        raise InvalidAddress("--resubscribe needs a reason (why may this person get mail again?)")
+    reason = resubscribe.strip() if resubscribe else None
+    confirmed = confirmed or reason is not None
+    normalized = operator_normalize(email, config)
+    request = _Request(normalized, confirmed, source, ip, user_agent, reason)
     return _add_committed(session, request, config)[0]
 
 
@@ -119,7 +132,12 @@ def _add_once(
     if existing is not None:
         return existing, _update_existing(session, existing, request, now)
     if is_suppressed(session, config["SECRET_KEY"], request.email):
-        raise Suppressed(f"{request.email} had their data erased at their request")
+        if request.resubscribe is None:
+            raise Suppressed(
+                f"{request.email} had their data erased at their request; add it again only "
+                "with --resubscribe REASON"
+            )
+        lift_suppression(session, config["SECRET_KEY"], request.email)
     status = CONFIRMED if request.confirmed else PENDING
     subscriber = Subscriber(
         email=request.email,
@@ -137,6 +155,8 @@ def _add_once(
         if request.confirmed
         else "added as pending by the operator; confirmation mail sent"
     )
+    if request.resubscribe is not None:
+        action, detail = "resubscribed_by_operator", f"reason: {request.resubscribe}"
     _record(session, subscriber, action, now, request, detail)
     if not request.confirmed:
         queue_confirmation(session, subscriber.id, config, now)
@@ -145,10 +165,15 @@ def _add_once(
 
 def _update_existing(session: Session, subscriber: Subscriber, request: _Request, now) -> str:
     if subscriber.status in (UNSUBSCRIBED, BOUNCED):
-        raise Suppressed(
-            f"{request.email} is {subscriber.status}; only they can subscribe again, "
-            "on the signup page"
-        )
+        if request.resubscribe is None:
+            raise Suppressed(
+                f"{request.email} is {subscriber.status}; only they can subscribe again, "
+                "on the signup page (or give --resubscribe REASON)"
+            )
+        change_status(session, subscriber, "reconfirm", now)
+        detail = f"reason: {request.resubscribe}"
+        _record(session, subscriber, "resubscribed_by_operator", now, request, detail)
+        return UPDATED
     if request.confirmed and change_status(session, subscriber, "confirm", now):
         detail = "consent given elsewhere; confirmed by the operator"
         _record(session, subscriber, "confirmed_by_operator", now, request, detail)

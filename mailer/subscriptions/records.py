@@ -7,7 +7,7 @@ concurrent requests cannot both make the same change and both record it.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..models import ConsentEvent, Subscriber, SubscriberStatus, Suppression
@@ -36,6 +36,9 @@ TRANSITIONS: dict[str, Rule] = {
     "request": Rule(PENDING, frozenset({UNSUBSCRIBED, BOUNCED}), frozenset({PENDING, CONFIRMED})),
     # The person pressed "confirm" (double opt-in), or an operator recorded outside consent.
     "confirm": Rule(CONFIRMED, frozenset({PENDING}), frozenset({CONFIRMED})),
+    # A leaver who signed up again confirmed from their mailbox (the link of that signup),
+    # or an operator re-added them with --resubscribe and a reason.
+    "reconfirm": Rule(CONFIRMED, frozenset({UNSUBSCRIBED, BOUNCED}), frozenset({CONFIRMED})),
     "unsubscribe": Rule(
         UNSUBSCRIBED, frozenset({PENDING, CONFIRMED, BOUNCED}), frozenset({UNSUBSCRIBED})
     ),
@@ -47,7 +50,7 @@ def _stamps(action: str, now: datetime) -> dict:
     if action == "request":
         # A new subscription version: links of the earlier one stop working.
         return {"version": Subscriber.version + 1}
-    if action == "confirm":
+    if action in ("confirm", "reconfirm"):
         # A confirmed mailbox works: the delivery room's bounce counters start again.
         return {"confirmed_at": now, "hard_bounces": 0, "soft_failures_in_row": 0}
     if action == "unsubscribe":
@@ -137,3 +140,28 @@ def is_suppressed(session: Session, secret_key: str, normalized_email: str) -> b
     digest = email_hash(secret_key, normalized_email)
     found = session.execute(select(Suppression.id).where(Suppression.email_hash == digest))
     return found.first() is not None
+
+
+def lift_suppression(session: Session, secret_key: str, normalized_email: str) -> None:
+    """Take the address off the suppression list (an operator's --resubscribe; not committed)."""
+    digest = email_hash(secret_key, normalized_email)
+    session.execute(delete(Suppression).where(Suppression.email_hash == digest))
+
+
+def awaiting_reconfirmation(session: Session, subscriber: Subscriber) -> bool:
+    """True when an unsubscribed or bounced subscriber signed up again and has not confirmed.
+
+    Their status stays as it was until they confirm (issue 11: a stranger's signup must not
+    undo an unsubscribe); the last consent event is then ``resubscribe_requested``. Tokens
+    are checked for the current version before this is asked, so only the link mailed for
+    that signup gets here.
+    """
+    if subscriber.status not in (UNSUBSCRIBED, BOUNCED):
+        return False
+    last = session.scalar(
+        select(ConsentEvent.action)
+        .where(ConsentEvent.subscriber_id == subscriber.id)
+        .order_by(ConsentEvent.id.desc())
+        .limit(1)
+    )
+    return last == "resubscribe_requested"

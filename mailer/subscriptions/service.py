@@ -38,7 +38,7 @@ from .links import (
 from .mailing import humanize_duration, render_confirmation, render_welcome
 from .operators import ImportReport, add_subscriber, import_csv
 from .preferences import REASONS, PreferencesPage, change_preferences, inspect_preferences
-from .records import PENDING
+from .records import PENDING, awaiting_reconfirmation
 from .signup import SignupResult, Visitor, process_signup_requests, request_subscription
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "TokenPage",
     "Visitor",
     "add_subscriber",
+    "awaiting_reconfirmation",
     "change_preferences",
     "confirm_by_token",
     "erase_by_token",

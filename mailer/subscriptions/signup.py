@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
-from sqlalchemy import bindparam, delete, insert, select, text
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock
-from ..models import ConsentEvent, Section, SignupRequest, Subscriber, UTCDateTime
+from ..models import ConsentEvent, Section, SignupRequest, Subscriber, SubscriberStatus, UTCDateTime
 from .addresses import normalize_email, resolver_for
 from .mailing import queue_confirmation, queue_unbuilt_confirmation
-from .records import PENDING, change_status, clipped, find_subscriber, record_event
+from .records import PENDING, clipped, find_subscriber, record_event
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,9 @@ def process_signup_requests(session: Session, config: Mapping) -> list[SignupRes
     """Turn every stored signup request into a subscriber change and a queued mail; commits.
 
     Per request, oldest first: a new address becomes a pending subscriber with a
-    ``signup_requested`` event; an unsubscribed or bounced one becomes pending again with a
-    new version (double opt-in again), ``resubscribe_requested``; a pending one gets nothing
+    ``signup_requested`` event; an unsubscribed or bounced one keeps its status and gets a
+    new version and a confirmation mail (``resubscribe_requested``: only confirming from the
+    mailbox brings it back, see links.awaiting_reconfirmation); a pending one gets nothing
     new; a confirmed one nothing at all. Events carry the request's own time, IP, user agent
     and source. A pending one gets a confirmation mail within the limits of :mod:`.limits`.
 
@@ -293,18 +294,34 @@ def _request_once(
         session.flush()  # IntegrityError here when a concurrent change inserted it first
         _record(session, subscriber, "signup_requested", requested_at, visitor)
         renewed = False
+    elif subscriber.status in SUPPRESSED_STATUSES:
+        # Anyone may type anyone's address: a leaver stays unsubscribed (or bounced) until
+        # they confirm from their own mailbox. Only the subscription version moves on, so
+        # that the mailed link is the one that can bring them back (links.confirm_by_token).
+        _renew_version(session, subscriber)
+        _record(session, subscriber, "resubscribe_requested", requested_at, visitor)
+        mail = queue_confirmation(session, subscriber.id, config, now, new_version=True)
+        return SignupResult(email=email, status=subscriber.status, mailed=mail is not None)
     else:
-        renewed = change_status(session, subscriber, "request", now)
-        if renewed:
-            # A new subscription: the topics are the ones chosen now. (A confirmed
-            # subscriber's topics are changed on the preference page, not by anyone who
-            # types the address into the form.)
-            subscriber.sections = visitor.sections or Section.BOTH
-            _record(session, subscriber, "resubscribe_requested", requested_at, visitor)
+        renewed = False  # pending (a repeat: the limits decide) or confirmed (nothing)
     if subscriber.status != PENDING:
         return SignupResult(email=email, status=subscriber.status, mailed=False)
     mail = queue_confirmation(session, subscriber.id, config, now, new_version=renewed)
     return SignupResult(email=email, status=PENDING, mailed=mail is not None)
+
+
+SUPPRESSED_STATUSES = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)
+
+
+def _renew_version(session: Session, subscriber: Subscriber) -> None:
+    statement = (
+        update(Subscriber)
+        .where(Subscriber.id == subscriber.id)
+        .values(version=Subscriber.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(statement)
+    session.refresh(subscriber)
 
 
 def _record(session, subscriber, action, now, visitor: Visitor) -> None:

@@ -6,7 +6,7 @@ reason someone left; an issue keeps one rendering per single topic (``issue_vari
 opening keeps its pay when the feed gives it (``item.pay``).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03 21:00:00
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -127,8 +127,8 @@ ISSUE_ROW = text(
 )
 
 
-def test_one_live_scheduled_issue_per_week_and_a_round_trip_through_0005(migrated_app):
-    # 0005: an extra issue and a cancelled one share their week with the scheduled one.
+def test_one_live_scheduled_issue_per_week_and_a_round_trip_through_0004(migrated_app):
+    # 0004: an extra issue and a cancelled one share their week with the scheduled one.
     with migrated_app.app_context():
         with db.engine.begin() as connection:
             connection.execute(ISSUE_ROW, {"number": 1, "kind": "extra", "status": "sent"})

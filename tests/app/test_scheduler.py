@@ -50,6 +50,7 @@ def test_jobs_are_registered_with_fixed_ids_and_their_triggers(plain_app):
         "sender-loop",
         "signups",
         "purge-pending",
+        "feed-refresh-requests",
     }
 
     weekly = jobs["weekly-digest"].trigger

@@ -23,7 +23,7 @@ from mailer.delivery.message import dkim
 from mailer.extensions import db
 from mailer.models import AdminUser
 from tests.conftest import ROOT
-from tests.support.operator_cli import GOOD_KEY, run_flask
+from tests.support.operator_cli import GOOD_KEY, refusal, run_flask
 from tests.support.smtpd import free_port
 
 # The storages whose client library is installed here (redis is in requirements.txt).
@@ -31,30 +31,6 @@ USABLE_STORAGES = "memory, redis, redis+cluster, redis+sentinel, redis+unix, red
 FORMS = (
     "sqlite:////absolute/path/mailer.sqlite3 or postgresql+psycopg://USER:PASSWORD@HOST:5432/NAME"
 )
-
-
-@pytest.fixture
-def production_env(monkeypatch, tmp_path):
-    """The environment of a production start (no FLASK_DEBUG) with good settings."""
-    for name in ("FLASK_DEBUG", "MAILER_TIMEZONE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
-    monkeypatch.setenv("MAILER_INSTANCE_DIR", str(tmp_path))
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
-    return monkeypatch
-
-
-def refusal(env, **settings: str) -> str:
-    """The message ``create_app(Config)`` refuses to start with once ``settings`` are set.
-
-    ``env`` is the monkeypatch of ``production_env``; each keyword is an environment variable
-    set on it. Fails the test when create_app raises no ConfigError.
-    """
-    for name, value in settings.items():
-        env.setenv(name, value)
-    with pytest.raises(ConfigError) as excinfo:
-        create_app(Config)
-    return str(excinfo.value)
 
 
 # --- MAILER_TIMEZONE ---------------------------------------------------------------------------

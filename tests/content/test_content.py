@@ -50,6 +50,13 @@ def write_feed(tmp_path, name: str, document: str, encoding="utf-8"):
 
 
 @pytest.fixture
+def app_config(app_config):
+    """The feed servers here listen on 127.0.0.1: allow fetching from loopback."""
+    app_config["MAILER_FEED_ALLOW_PRIVATE"] = True
+    return app_config
+
+
+@pytest.fixture
 def feed_server():
     with FeedServer() as server:
         yield server

@@ -76,6 +76,13 @@ RELATIVE_HREF = re.compile(r'href="(?!https?://|mailto:)')
 EVENT_HANDLER = re.compile(r"<[^>]*\son\w+\s*=", re.IGNORECASE)
 
 
+@pytest.fixture
+def app_config(app_config):
+    """The FeedServer here listens on 127.0.0.1: allow fetching from loopback."""
+    app_config["MAILER_FEED_ALLOW_PRIVATE"] = True
+    return app_config
+
+
 def feed_files(feeds_dir) -> dict:
     return {path.name: path for path in sorted(feeds_dir.iterdir()) if path.suffix != ".md"}
 

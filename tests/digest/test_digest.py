@@ -346,7 +346,7 @@ def test_archive_page_shows_the_web_version_with_items(client, archive_issues):
     assert "Archive story of issue 1 &amp; co" in page
     # A public page: an invitation to subscribe instead of the subscriber's footer.
     assert "You receive this because" not in page and "Unsubscribe" not in page
-    assert '<a href="/" style="color:#b3261e;text-decoration:underline">Subscribe</a>' in page
+    assert '<p class="archive-subscribe">Like what you read? <a href="/">Subscribe</a>' in page
     assert "@@" not in page
 
 

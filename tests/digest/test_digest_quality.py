@@ -150,8 +150,8 @@ def test_archive_page_invites_to_subscribe_and_the_mail_keeps_its_footer(
     assert "You receive this because" not in page and "subscribed to" not in page
     assert "1-1 Example-cho" not in article and "View in browser" not in article
     assert re.search(
-        r'<td class="footer" style="[^"]*"><p style="margin:8px 0 0">Like what you read\? '
-        r'<a href="/" style="[^"]*">Subscribe</a> to get Japan Weekly by e-mail '
+        r'<td class="footer" style="[^"]*"><p class="archive-subscribe">Like what you read\? '
+        r'<a href="/">Subscribe</a> to get Japan Weekly by e-mail '
         r"every week.</p></td>",
         article,
     )

@@ -18,18 +18,10 @@ from mailer.digest.preflight import (
 )
 from mailer.digest.render import RECIPIENT_MARKER, UNSUBSCRIBE_URL_MARKER
 from mailer.digest.spamcheck import SpamReport, SpamRule, parse_report, spam_score
-from mailer.models import Issue
 from tests.conftest import missing
+from tests.support.digest import copy_issue
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-
-
-def copy_issue(issue: Issue, **changes) -> Issue:
-    """A transient copy of ``issue``'s rendered parts with some of them changed."""
-    fields = {
-        name: getattr(issue, name) for name in ("number", "period", "subject", "html", "text")
-    }
-    return Issue(**{**fields, **changes})
 
 
 def codes(findings: list[Finding]) -> set[tuple[str, str]]:

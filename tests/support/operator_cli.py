@@ -5,9 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+import pytest
 
-GOOD_KEY = "k" * 32
+from config import Config, ConfigError
+from mailer import create_app
+from tests.conftest import PRODUCTION_KEY, ROOT
+
+GOOD_KEY = PRODUCTION_KEY  # 32 characters, not guessable
 HANG_GUARD = 120  # seconds; only stops a hung process, never a timing assertion
 
 
@@ -28,3 +32,16 @@ def run_flask(tmp_path: Path, *args: str, **settings: str) -> subprocess.Complet
         text=True,
         timeout=HANG_GUARD,
     )
+
+
+def refusal(env, **settings: str) -> str:
+    """The message ``create_app(Config)`` refuses to start with once ``settings`` are set.
+
+    ``env`` is the monkeypatch of ``production_env``; each keyword is an environment variable
+    set on it. Fails the test when create_app raises no ConfigError.
+    """
+    for name, value in settings.items():
+        env.setenv(name, value)
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(Config)
+    return str(excinfo.value)

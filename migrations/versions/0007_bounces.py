@@ -4,8 +4,8 @@
 delivery report, a feedback-loop report or a provider webhook. ``bounce_receipt``: the
 webhook tokens, event ids and report ids already taken, so that a replay changes nothing.
 
-Revision ID: 0006
-Revises: 0007
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03 21:00:00
 
 """
@@ -13,8 +13,8 @@ Create Date: 2026-12-03 21:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0007"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -5,8 +5,8 @@ issue's connections), ``relay_reply`` (the relay's last refusal, shown on the da
 by ``digest send``), ``resume_at`` (when the worker resumes a send paused by the relay) and
 ``pushback_pauses`` (how many such pauses this send has had; each lasts longer).
 
-Revision ID: 0009
-Revises: 0005
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-03 21:00:00
 
 """
@@ -16,8 +16,8 @@ import warnings
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0005"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -4,8 +4,8 @@
 included) instead of running it again: ``preflight`` (JSON), ``preflight_key`` (SHA-256 of
 what it depends on) and ``preflight_at``.
 
-Revision ID: 0007
-Revises: 0009
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03 21:00:00
 
 """
@@ -13,8 +13,8 @@ Create Date: 2026-12-03 21:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0009"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

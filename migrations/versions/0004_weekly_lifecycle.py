@@ -5,7 +5,7 @@ run); only a live scheduled issue holds its period (a partial unique index repla
 unique period), so a manual send or a cancel never uses up a week. ``item.backlog`` marks
 items a new feed published long before it was added.
 
-Revision ID: 0005
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-03 21:00:00
 
@@ -14,7 +14,7 @@ Create Date: 2026-12-03 21:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
