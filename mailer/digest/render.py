@@ -4,7 +4,9 @@ The stored ``Issue.html`` and ``Issue.text`` are the same for every subscriber e
 markers that the delivery room fills in per recipient (in bytes, after encoding):
 :data:`UNSUBSCRIBE_URL_MARKER`, :data:`PREFERENCES_URL_MARKER` and :data:`RECIPIENT_MARKER`.
 They are plain ASCII without ``&``, ``<``, ``>`` or quotes, so neither Jinja's autoescaping
-nor css-inline changes them.
+nor css-inline changes them. Content cannot create one: every text and link taken from an
+item passes through :func:`inert` / :func:`inert_link`, which break any "@@" in it, so the
+only markers in a rendered issue are the ones our templates put there.
 """
 
 import re
@@ -119,16 +121,41 @@ def item_view(item: Item, tz: ZoneInfo) -> DigestItem:
         kept = cut_blocks(blocks, SUMMARY_COLUMNS)
     else:
         kept = _first_characters(blocks, len(short))
+    facts = tuple((label, inert(value)) for label, value in facts)
+    kept = [replace(block, text=inert(block.text)) for block in kept]
     return DigestItem(
-        title=clean_line(html_unescape(item.title or "")),
-        link=safe_link(item.link),
+        title=inert(clean_line(html_unescape(item.title or ""))),
+        link=inert_link(safe_link(item.link)),
         date=format_date(item.published_at, tz),
-        source=cut(_source_name(item), 60),
+        source=inert(cut(_source_name(item), 60)),
         summary=" ".join(block.text for block in kept),
         details=" · ".join(value for _label, value in facts),
         summary_blocks=tuple(kept),
         facts=facts,
     )
+
+
+# Between two "@": a word joiner (U+2060), which no reader sees and which breaks no word.
+_INERT_AT = "@\u2060@"
+
+
+def inert(text: str) -> str:
+    """Return a feed's (or an admin's) text such that it cannot form a per-recipient marker.
+
+    The markers (:data:`MARKERS`) all begin and end with "@@", which this breaks with an
+    invisible word joiner (U+2060): a feed that writes ``@@UNSUBSCRIBE_URL@@`` is shown as it
+    wrote it and never gets a recipient's unsubscribe link or address filled in (issue 11).
+    """
+    return text.replace("@@", _INERT_AT) if "@@" in text else text
+
+
+def inert_link(url: str) -> str:
+    """Return ``url`` with every "@" percent-encoded when it holds "@@" (see :func:`inert`).
+
+    ``%40`` names the same path or query; a link whose user part holds "@@" is not one a
+    feed has any business sending.
+    """
+    return url.replace("@", "%40") if "@@" in url else url
 
 
 def _first_characters(blocks: list[TextBlock], length: int) -> list[TextBlock]:
