@@ -29,7 +29,7 @@ DEFAULT_SECRET_KEY = "dev-insecure-change-me"
 # Flask's docs make keys with secrets.token_hex() (64 characters); 32 URL-safe characters
 # still carry 192 bits, out of reach of guessing the key from a signed cookie or link.
 MIN_SECRET_KEY_LENGTH = 32
-MAKE_SECRET_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+MAKE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 DATABASE_URL_FORMS = (
     "sqlite:////absolute/path/mailer.sqlite3 or postgresql+psycopg://USER:PASSWORD@HOST:5432/NAME"
 )

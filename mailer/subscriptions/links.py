@@ -23,6 +23,7 @@ from .records import (
     awaiting_reconfirmation,
     change_status,
     record_event,
+    requested_sections,
 )
 from .signup import Visitor, resend_confirmation
 from .tokens import TokenClaim, read_confirm_token, read_unsubscribe_token
@@ -112,6 +113,7 @@ def confirm_by_token(session: Session, token: str, config: Mapping, visitor: Vis
         return TokenPage(RESENT if sent else LIMITED, masked)
     now = clock.now()
     action = "reconfirm" if subscriber.status != PENDING else "confirm"
+    chosen = requested_sections(session, subscriber) if action == "reconfirm" else None
     if not change_status(session, subscriber, action, now, version=version):
         session.rollback()  # a concurrent POST confirmed it first
         return TokenPage(ALREADY, masked)
@@ -124,6 +126,8 @@ def confirm_by_token(session: Session, token: str, config: Mapping, visitor: Vis
         user_agent=visitor.user_agent,
         source=visitor.source,
     )
+    if chosen:
+        subscriber.sections = chosen  # the topics of the signup this link answers
     queue_welcome(session, subscriber.id, subscriber.email, now)
     # They proved the mailbox and asked again: an earlier erasure no longer holds them off.
     digest = email_hash(config["SECRET_KEY"], subscriber.email)

@@ -165,3 +165,18 @@ def awaiting_reconfirmation(session: Session, subscriber: Subscriber) -> bool:
         .limit(1)
     )
     return last == "resubscribe_requested"
+
+
+def requested_sections(session: Session, subscriber: Subscriber) -> str | None:
+    """The topics chosen with the subscriber's latest signup request (``Section.key`` form),
+    or None when it named none. A leaver who signs up again keeps their old topics until the
+    mailed link confirms; then the ones chosen on that form apply."""
+    return session.scalar(
+        select(ConsentEvent.sections)
+        .where(
+            ConsentEvent.subscriber_id == subscriber.id,
+            ConsentEvent.action == "resubscribe_requested",
+        )
+        .order_by(ConsentEvent.id.desc())
+        .limit(1)
+    )

@@ -11,7 +11,7 @@ from tests.support.operator_cli import refusal
 from tests.support.operator_cli import run_flask as _flask
 from tests.support.smtpd import ScriptedSMTPServer
 
-HOW = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+HOW = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 @pytest.mark.nodb

@@ -132,7 +132,7 @@ def test_a_postgres_url_without_driver_reaches_postgresql_with_psycopg_3(pg_url,
 def test_production_refuses_a_secret_key_under_32_characters(production_env):
     assert refusal(production_env, SECRET_KEY="k" * 31) == (
         "SECRET_KEY has 31 characters; production needs at least 32. Make one with: "
-        "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
     )
 
 
@@ -149,7 +149,7 @@ def test_production_accepts_a_32_character_key_and_debug_a_short_one(production_
 def test_production_refuses_a_blank_secret_key(production_env, key):
     assert refusal(production_env, SECRET_KEY=key) == (
         "SECRET_KEY is blank (only whitespace). Make one with: "
-        "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
     )
 
 
@@ -157,7 +157,7 @@ def test_production_refuses_a_blank_secret_key(production_env, key):
 def test_production_does_not_count_whitespace_around_a_secret_key(production_env):
     assert refusal(production_env, SECRET_KEY="k" * 20 + " " * 20) == (
         "SECRET_KEY has 20 characters (not counting the whitespace around it); production needs "
-        "at least 32. Make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        "at least 32. Make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
     )
     # A good key read from a file with its newline still starts, and is used as given.
     production_env.setenv("SECRET_KEY", GOOD_KEY + "\n")
@@ -525,7 +525,7 @@ def test_debug_accepts_a_plain_http_base_url_of_any_host(production_env):
         (
             {"SECRET_KEY": "too-short"},
             "SECRET_KEY has 9 characters; production needs at least 32. Make one with: "
-            "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'",
         ),
         ({"MAILER_SMTP_PORT": "abc"}, "MAILER_SMTP_PORT must be a whole number, got 'abc'"),
         (

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from mailer import clock
 from mailer.delivery.bounces.verp import DELIVERY, Verp
 from mailer.models import Bounce, BounceReceipt, ConsentEvent, Delivery, Subscriber
-from tests.conftest import ROOT
+from tests.conftest import PRODUCTION_KEY, ROOT
 from tests.support.bounces import arf, dsn, mailed, out_of_office, shared_reports
 
 BOUNCE_ADDRESS = "bounces@news.example.jp"
@@ -198,7 +198,7 @@ def test_an_unreachable_database_exits_75(tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=5",
-        "SECRET_KEY": "x" * 40,
+        "SECRET_KEY": PRODUCTION_KEY,
         "MAILER_INSTANCE_DIR": str(tmp_path),
         "PYTHONPATH": str(ROOT),
     }

@@ -12,7 +12,7 @@ from mailer.models import ConsentEvent, Section, SignupRequest
 from mailer.subscriptions.errors import InvalidSections
 from mailer.subscriptions.topics import parse_sections
 from tests.support.admin import signed_in_client
-from tests.support.signup import run_signup_job, subscriber
+from tests.support.signup import confirm_path, run_signup_job, subscriber
 
 
 def _addresses(html: str) -> list[str]:
@@ -90,8 +90,13 @@ def test_a_leaver_who_signs_up_again_gets_the_new_choice(client, session):
     client.post("/subscribe", data={"email": "back@example.com", "sections": "openings"})
     run_signup_job(session)
     found = subscriber(session, "back@example.com")
-    assert (found.status, found.sections) == ("pending", "openings")
+    # Anyone may type the address: nothing changes until the owner confirms (issue 11) ...
+    assert (found.status, found.sections) == ("unsubscribed", "news")
     assert _consent_sections(session, found.id) == ["news", "openings"]
+    # ... and the link mailed for that signup brings them back with the new choice.
+    assert client.post(confirm_path(session, "back@example.com")).status_code == 200
+    found = subscriber(session, "back@example.com")
+    assert (found.status, found.sections) == ("confirmed", "openings")
 
 
 def test_admin_sees_filters_and_exports_topics(app, client, session):
