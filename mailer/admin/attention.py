@@ -143,3 +143,9 @@ def waiting_signups(session: Session, now: datetime) -> tuple[int, datetime | No
         )
     ).one()
     return count, oldest
+
+
+def sending_issues(session: Session) -> list[Issue]:
+    """Return the issues whose send is under way (status sending), oldest first."""
+    query = select(Issue).where(Issue.status == IssueStatus.SENDING).order_by(Issue.number)
+    return list(session.scalars(query))

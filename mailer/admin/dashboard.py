@@ -65,6 +65,7 @@ def _warnings(findings: list, now) -> list[Alert]:
         Alert(_paused_message(paused), url_for("admin.issue_detail", number=paused.number))
         for paused in attention.paused_issues(session)
     ]
+    found += _capped_sends(session)
     found += [
         Alert(
             f"The relay is refusing the messages of issue #{issue.number} "
@@ -105,6 +106,20 @@ def _warnings(findings: list, now) -> list[Alert]:
                 url_for("admin.subscriber_list"),
             )
         )
+    return found
+
+
+def _capped_sends(session) -> list[Alert]:
+    # A send that waits for MAILER_SEND_HOURLY_CAP: say so, and when it goes on.
+    found = []
+    for issue in attention.sending_issues(session):
+        at = delivery.waiting_for_hourly_cap(session, issue.id, current_app.config)
+        if at is not None:
+            found.append(Alert(
+                f"The send of issue #{issue.number} waits: the last hour's messages fill "
+                f"MAILER_SEND_HOURLY_CAP. The worker goes on at {when(at)}.",
+                url_for("admin.issue_detail", number=issue.number),
+            ))  # fmt: skip
     return found
 
 

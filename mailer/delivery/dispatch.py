@@ -282,6 +282,11 @@ def _send_issue(app: Flask, issue_id: int, number: int, summary, progress, facto
     due = _due_count(issue_id)
     if not due:
         return
+    if waiting_for_hourly_cap(session, issue_id, app.config) is not None:
+        # Nothing may go before the sliding hour frees a slot: no start, no log line every
+        # MAILER_SENDER_INTERVAL (the dashboard and `digest send` say when it goes on).
+        session.remove()
+        return
     more = "+" if due >= MIN_ROWS_FOR_PROCESSES else ""
     log.info("issue #%d: send started, %d%s deliveries due", number, due, more)
     report = _reporter(issue_id, number, progress)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from .. import clock
 from ..models import Issue, Section
-from .render import MARKERS, PREFERENCES_URL_MARKER, SECTION_TITLES, UNSUBSCRIBE_URL_MARKER
+from .render import MARKERS, PREFERENCES_URL_MARKER, SECTION_TITLES, UNSUBSCRIBE_URL_MARKER, inert
 from .spamcheck import SpamCheckError, SpamReport, spam_score, spamassassin_path
 
 # Bumped when a check changes, so that results stored by an older version are not reused.
@@ -234,7 +234,9 @@ def _item_fragments(issue: Issue) -> list[str]:
             for piece in (value, *_TAG.split(value)):
                 piece = " ".join(html.unescape(piece).split())
                 if any(tag in piece for tag in _TEMPLATE_TAGS):
-                    found.update({piece, html.escape(piece, quote=False), html.escape(piece)})
+                    # As stored, and as rendered (render.inert breaks its "@@").
+                    for form in {piece, inert(piece)}:
+                        found.update({form, html.escape(form, quote=False), html.escape(form)})
     return sorted(found, key=len, reverse=True)
 
 

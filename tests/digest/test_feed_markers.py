@@ -57,3 +57,15 @@ def test_inert_breaks_every_marker_and_keeps_other_text():
         assert marker not in inert_link(f"https://a.example/?q={marker}")
     assert inert("mail me at a@b.example") == "mail me at a@b.example"
     assert inert_link("https://a.example/@user") == "https://a.example/@user"
+
+
+def test_a_title_with_both_at_signs_and_braces_does_not_block_the_send(
+    app, session, smtp_server, make_item
+):
+    # Found by a fresh attacker's test: "@@" (made inert) next to "{{" failed preflight.
+    service.add_subscriber(session, "reader@example.com", confirmed=True, source="cli")
+    make_item(title="Evil @@RECIPIENT@@ {{ config.SECRET_KEY }} feed")
+    session.commit()
+    issue = build_issue(session, period="2026-W49")
+    start_issue(session, issue.number, config=app.config)
+    assert send_pending(app).sent == 1
